@@ -1,0 +1,255 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+)
+
+// Kafka is what every command needs to reach the cluster and name the topics.
+type Kafka struct {
+	// Brokers is the KAFKA_BROKERS comma list; empty means the service embeds a broker.
+	Brokers     string
+	TopicPrefix string
+	// Timeout bounds each attempt to reach the cluster, so that a broker that cannot be reached
+	// is an error rather than a hang.
+	Timeout time.Duration
+	TLS     TLS
+	SASL    SASL
+}
+
+// AddFlags registers the settings on fs.
+func (k *Kafka) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.String(&k.Brokers, "KAFKA_BROKERS", "", "Kafka bootstrap brokers, host:port,host:port; unset runs an embedded development broker")
+	b.String(&k.TopicPrefix, "TOPIC_PREFIX", "dev.pingpong", "prefix of the topics <prefix>.requested, <prefix>.succeeded and <prefix>.failed")
+	b.Duration(&k.Timeout, "KAFKA_TIMEOUT", 10*time.Second, "how long to wait for the cluster before giving up on a request")
+	k.TLS.addFlags(b)
+	k.SASL.addFlags(b)
+}
+
+// BrokerList is KAFKA_BROKERS as a list.
+func (k Kafka) BrokerList() []string {
+	if strings.TrimSpace(k.Brokers) == "" {
+		return nil
+	}
+	var list []string
+	for _, b := range strings.Split(k.Brokers, ",") {
+		list = append(list, strings.TrimSpace(b))
+	}
+	return list
+}
+
+// Topics are the three topic names.
+type Topics struct{ Requested, Succeeded, Failed string }
+
+// All lists the three topics.
+func (t Topics) All() []string { return []string{t.Requested, t.Succeeded, t.Failed} }
+
+// Topics names the topics from the prefix.
+func (k Kafka) Topics() Topics {
+	return Topics{
+		Requested: k.TopicPrefix + ".requested",
+		Succeeded: k.TopicPrefix + ".succeeded",
+		Failed:    k.TopicPrefix + ".failed",
+	}
+}
+
+// topicChars are the characters Kafka allows in a topic name.
+var topicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// Validate checks the settings.
+func (k Kafka) Validate() error {
+	for _, b := range k.BrokerList() {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" {
+			return invalid("KAFKA_BROKERS", k.Brokers, fmt.Sprintf("%q is not host:port", b))
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return invalid("KAFKA_BROKERS", k.Brokers, fmt.Sprintf("%q has no port from 1 to 65535", b))
+		}
+	}
+	switch {
+	case k.TopicPrefix == "":
+		return invalid("TOPIC_PREFIX", k.TopicPrefix, "must not be empty")
+	case !topicChars.MatchString(k.TopicPrefix):
+		return invalid("TOPIC_PREFIX", k.TopicPrefix, "may hold only letters, digits, '.', '_' and '-' (Kafka's topic name characters)")
+	case len(k.Topics().Succeeded) > 249:
+		return invalid("TOPIC_PREFIX", k.TopicPrefix, "is too long: a Kafka topic name has at most 249 characters")
+	case k.Timeout <= 0:
+		return invalid("KAFKA_TIMEOUT", k.Timeout.String(), "must be above 0")
+	}
+	if err := k.TLS.validate(); err != nil {
+		return err
+	}
+	return k.SASL.validate()
+}
+
+// Logging is how the program logs.
+type Logging struct {
+	Level  string
+	Format string
+}
+
+// AddFlags registers the settings on fs.
+func (l *Logging) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.String(&l.Level, "LOG_LEVEL", "info", "log level: trace, debug, info, warn, error (payloads are logged only at debug and trace)")
+	b.String(&l.Format, "LOG_FORMAT", "text", "log format: text or json")
+}
+
+// Validate checks the settings.
+func (l Logging) Validate() error {
+	if _, err := logrus.ParseLevel(l.Level); err != nil {
+		return invalid("LOG_LEVEL", l.Level, "must be one of trace, debug, info, warn, error")
+	}
+	if l.Format != "text" && l.Format != "json" {
+		return invalid("LOG_FORMAT", l.Format, "must be text or json")
+	}
+	return nil
+}
+
+// TopicSpec is how the topics are created (pingpong topics create, and the embedded broker).
+type TopicSpec struct {
+	Partitions        int
+	ReplicationFactor int
+	MinInsyncReplicas int
+}
+
+// AddFlags registers the settings on fs.
+func (t *TopicSpec) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.Int(&t.Partitions, "TOPIC_PARTITIONS", 4, "partitions of each topic created; the most consumers that can share the work")
+	b.Int(&t.ReplicationFactor, "TOPIC_REPLICATION_FACTOR", -1, "replicas of each topic created; -1 takes the broker's default (production: 3)")
+	b.Int(&t.MinInsyncReplicas, "TOPIC_MIN_INSYNC_REPLICAS", 0, "min.insync.replicas of each topic created; 0 takes the broker's default (production: 2)")
+}
+
+// Validate checks the settings.
+func (t TopicSpec) Validate() error {
+	switch {
+	case t.Partitions < 1:
+		return invalid("TOPIC_PARTITIONS", strconv.Itoa(t.Partitions), "must be at least 1")
+	case t.ReplicationFactor == 0 || t.ReplicationFactor < -1 || t.ReplicationFactor > 32767:
+		return invalid("TOPIC_REPLICATION_FACTOR", strconv.Itoa(t.ReplicationFactor), "must be -1 (the broker's default) or from 1 to 32767")
+	case t.MinInsyncReplicas < 0:
+		return invalid("TOPIC_MIN_INSYNC_REPLICAS", strconv.Itoa(t.MinInsyncReplicas), "must be 0 (the broker's default) or more")
+	case t.ReplicationFactor > 0 && t.MinInsyncReplicas > t.ReplicationFactor:
+		return invalid("TOPIC_MIN_INSYNC_REPLICAS", strconv.Itoa(t.MinInsyncReplicas),
+			fmt.Sprintf("must not be above TOPIC_REPLICATION_FACTOR (%d), or no write could ever succeed", t.ReplicationFactor))
+	}
+	return nil
+}
+
+// Retry is the backoff of Watermill's Retry middleware for transient failures.
+type Retry struct {
+	MaxRetries      int
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+	Multiplier      float64
+	Jitter          float64
+	MaxElapsed      time.Duration
+}
+
+// AddFlags registers the settings on fs.
+func (r *Retry) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.Int(&r.MaxRetries, "RETRY_MAX_RETRIES", 5, "retries of a transient failure before the request is poisoned")
+	b.Duration(&r.InitialInterval, "RETRY_INITIAL_INTERVAL", 100*time.Millisecond, "wait before the first retry")
+	b.Duration(&r.MaxInterval, "RETRY_MAX_INTERVAL", 10*time.Second, "longest wait between two retries")
+	b.Float(&r.Multiplier, "RETRY_MULTIPLIER", 2, "growth of the wait from one retry to the next")
+	b.Float(&r.Jitter, "RETRY_JITTER", 0.5, "randomization of each wait, from 0 (none) to 1 (from 0 to twice the wait)")
+	b.Duration(&r.MaxElapsed, "RETRY_MAX_ELAPSED", time.Minute, "longest time spent retrying one request; 0 means no bound")
+}
+
+// Validate checks the settings.
+func (r Retry) Validate() error {
+	switch {
+	case r.MaxRetries < 0:
+		return invalid("RETRY_MAX_RETRIES", strconv.Itoa(r.MaxRetries), "must be 0 or more")
+	case r.InitialInterval <= 0:
+		return invalid("RETRY_INITIAL_INTERVAL", r.InitialInterval.String(), "must be above 0")
+	case r.MaxInterval < r.InitialInterval:
+		return invalid("RETRY_MAX_INTERVAL", r.MaxInterval.String(), "must not be below RETRY_INITIAL_INTERVAL ("+r.InitialInterval.String()+")")
+	case r.Multiplier < 1:
+		return invalid("RETRY_MULTIPLIER", fmt.Sprint(r.Multiplier), "must be 1 or more")
+	case r.Jitter < 0 || r.Jitter > 1:
+		return invalid("RETRY_JITTER", fmt.Sprint(r.Jitter), "must be from 0 to 1")
+	case r.MaxElapsed < 0:
+		return invalid("RETRY_MAX_ELAPSED", r.MaxElapsed.String(), "must be 0 (no bound) or more")
+	}
+	return nil
+}
+
+// Offset is where a new consumer group starts reading.
+const (
+	OffsetEarliest = "earliest"
+	OffsetLatest   = "latest"
+)
+
+// Service is the service's configuration.
+type Service struct {
+	Kafka   Kafka
+	Logging Logging
+	Topics  TopicSpec
+	Retry   Retry
+
+	ConsumerGroup   string
+	ConsumerOffset  string
+	HTTPAddr        string
+	ShutdownTimeout time.Duration
+	MaxRequestBytes int
+	// EmbeddedBrokerPort is the port of the embedded broker, used when Kafka.Brokers is empty.
+	EmbeddedBrokerPort int
+}
+
+// AddFlags registers the service's own settings on fs; the Kafka and Logging settings, which
+// every command shares, are registered by the caller (as persistent flags).
+func (s *Service) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.String(&s.ConsumerGroup, "KAFKA_CONSUMER_GROUP", "pingpong", "consumer group of the service's instances")
+	b.String(&s.ConsumerOffset, "KAFKA_CONSUMER_OFFSET", OffsetEarliest, "where a new consumer group starts: earliest or latest")
+	AddHTTPAddr(fs, &s.HTTPAddr)
+	b.Duration(&s.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 30*time.Second, "time to finish the requests in flight after SIGTERM")
+	b.Int(&s.MaxRequestBytes, "MAX_REQUEST_BYTES", 512*1024, "largest request handled; larger ones are answered as malformed")
+	b.Int(&s.EmbeddedBrokerPort, "EMBEDDED_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1 when KAFKA_BROKERS is unset; 0 picks a free one")
+	s.Topics.AddFlags(fs)
+	s.Retry.AddFlags(fs)
+}
+
+// AddHTTPAddr registers HTTP_ADDR alone, for commands that talk to a running service.
+func AddHTTPAddr(fs *pflag.FlagSet, p *string) {
+	binder{fs}.String(p, "HTTP_ADDR", ":8080", "address of /metrics, /healthz and /readyz")
+}
+
+// Validate checks every setting.
+func (s Service) Validate() error {
+	for _, v := range []interface{ Validate() error }{s.Kafka, s.Logging, s.Topics, s.Retry} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.ConsumerGroup == "":
+		return invalid("KAFKA_CONSUMER_GROUP", s.ConsumerGroup, "must not be empty")
+	case s.ConsumerOffset != OffsetEarliest && s.ConsumerOffset != OffsetLatest:
+		return invalid("KAFKA_CONSUMER_OFFSET", s.ConsumerOffset, "must be earliest or latest")
+	case s.ShutdownTimeout <= 0:
+		return invalid("SHUTDOWN_TIMEOUT", s.ShutdownTimeout.String(), "must be above 0")
+	case s.MaxRequestBytes < 1:
+		return invalid("MAX_REQUEST_BYTES", strconv.Itoa(s.MaxRequestBytes), "must be at least 1")
+	case s.EmbeddedBrokerPort < 0 || s.EmbeddedBrokerPort > 65535:
+		return invalid("EMBEDDED_BROKER_PORT", strconv.Itoa(s.EmbeddedBrokerPort), "must be from 0 to 65535")
+	}
+	if _, port, err := net.SplitHostPort(s.HTTPAddr); err != nil {
+		return invalid("HTTP_ADDR", s.HTTPAddr, "must be host:port or :port")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return invalid("HTTP_ADDR", s.HTTPAddr, "has no port from 0 to 65535")
+	}
+	return nil
+}

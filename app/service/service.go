@@ -1,0 +1,247 @@
+// Package service wires the ping-pong service: the Watermill router with its middleware chain on
+// the Kafka transport, and the HTTP server for metrics and health.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/app/buildinfo"
+	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/kafkaclient"
+	"github.com/pingpong/pingpong/app/logging"
+	"github.com/pingpong/pingpong/app/transport"
+	"github.com/pingpong/pingpong/handlers"
+	"github.com/pingpong/pingpong/middleware"
+)
+
+// HandlerName names the router's one handler in logs, metrics and the handler_poisoned header.
+const HandlerName = "pingpong"
+
+// Service is the running service.
+type Service struct {
+	cfg      config.Service
+	log      *logrus.Entry
+	registry *prometheus.Registry
+	router   *message.Router
+	closers  []func() error // closed in order after the router
+	probe    *kgo.Client    // reachability of the cluster, for /readyz
+	listener net.Listener
+	http     *http.Server
+}
+
+// New builds the service from a validated configuration. It connects to the cluster and opens
+// the HTTP listener, so that a broker that cannot be reached or a port in use fails here.
+func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
+	s = &Service{cfg: cfg, log: logrus.NewEntry(logger), registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Collector(),
+	)
+	wmLogger := logging.Watermill(s.log)
+	topics := cfg.Kafka.Topics()
+
+	sub, err := transport.SaramaSubscriber(cfg, wmLogger)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the subscriber to %s: %w", cfg.Kafka.Brokers, err)
+	}
+	s.closers = append(s.closers, sub.Close)
+	rawPub, err := transport.SaramaPublisher(cfg, wmLogger)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the publisher to %s: %w", cfg.Kafka.Brokers, err)
+	}
+	s.closers = append(s.closers, rawPub.Close)
+
+	s.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownTimeout}, wmLogger)
+	if err != nil {
+		return nil, err
+	}
+	wmMetrics := metrics.NewPrometheusMetricsBuilder(s.registry, "pingpong", "watermill")
+	wmMetrics.AddPrometheusRouterMetrics(s.router)
+	pub, err := wmMetrics.DecoratePublisher(rawPub)
+	if err != nil {
+		return nil, err
+	}
+
+	handler := handlers.PingPong{MaxRequestBytes: cfg.MaxRequestBytes}
+	chain := Chain(handler.Handle, ChainConfig{
+		Publisher:       pub,
+		SucceededTopic:  topics.Succeeded,
+		FailedTopic:     topics.Failed,
+		Retry:           cfg.Retry,
+		MaxOriginal:     cfg.MaxRequestBytes,
+		Logger:          s.log,
+		Metrics:         middleware.NewMetrics(s.registry),
+		Source:          transport.SaramaSource,
+		WatermillLogger: wmLogger,
+	})
+	// A consumer handler: the chain publishes the answers itself (see package middleware).
+	s.router.AddConsumerHandler(HandlerName, topics.Requested, sub, func(msg *message.Message) error {
+		_, err := chain(msg)
+		return err
+	})
+
+	opts, err := kafkaclient.Options(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	if s.probe, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("creating the Kafka client: %w", err)
+	}
+	if s.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// ChainConfig is what the handler chain needs.
+type ChainConfig struct {
+	Publisher      message.Publisher
+	SucceededTopic string
+	FailedTopic    string
+	Retry          config.Retry
+	MaxOriginal    int
+	Logger         *logrus.Entry
+	Metrics        *middleware.Metrics
+	Source         middleware.SourceFunc
+	// WatermillLogger receives the Retry middleware's line for each retry.
+	WatermillLogger watermill.LoggerAdapter
+}
+
+// Chain wraps the handler in the middleware, in the order the middleware package documents.
+func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
+	retry := wmmiddleware.Retry{
+		MaxRetries:          c.Retry.MaxRetries,
+		InitialInterval:     c.Retry.InitialInterval,
+		MaxInterval:         c.Retry.MaxInterval,
+		Multiplier:          c.Retry.Multiplier,
+		RandomizationFactor: c.Retry.Jitter,
+		MaxElapsedTime:      c.Retry.MaxElapsed,
+		ShouldRetry:         middleware.Transient,
+		Logger:              c.WatermillLogger,
+	}
+	poison := middleware.PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginal}
+	observe := middleware.Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
+	outermostFirst := []message.HandlerMiddleware{
+		observe.Middleware,
+		poison.Middleware,
+		retry.Middleware,
+		wmmiddleware.Recoverer,
+		middleware.PublishAnswers(c.Publisher, c.SucceededTopic),
+		wmmiddleware.CorrelationID,
+		middleware.CountAttempts,
+	}
+	for i := len(outermostFirst) - 1; i >= 0; i-- {
+		h = outermostFirst[i](h)
+	}
+	return h
+}
+
+// Registry is the service's Prometheus registry.
+func (s *Service) Registry() *prometheus.Registry { return s.registry }
+
+// HTTPAddr is the address the HTTP server listens on.
+func (s *Service) HTTPAddr() string { return s.listener.Addr().String() }
+
+// Handler serves /metrics, /healthz and /readyz.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// ready is true while the router runs and a broker answers.
+func (s *Service) ready(ctx context.Context) error {
+	if !s.router.IsRunning() || s.router.IsClosed() {
+		return errors.New("the router is not running")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.probe.Ping(ctx); err != nil {
+		return fmt.Errorf("no broker answers: %w", err)
+	}
+	return nil
+}
+
+// Run runs the router and the HTTP server until ctx is done or one of them fails, then shuts
+// down: it stops consuming, lets the requests in flight finish (up to the shutdown timeout),
+// commits their offsets, and closes the clients.
+func (s *Service) Run(ctx context.Context) error {
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Serve(s.listener) }()
+	routerErr := make(chan error, 1)
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	go func() { routerErr <- s.router.Run(routerCtx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("Shutting down: finishing the requests in flight")
+	case err = <-routerErr:
+		err = fmt.Errorf("the router stopped: %w", err)
+	case err = <-httpErr:
+		err = fmt.Errorf("the HTTP server stopped: %w", err)
+	}
+	stopRouter()
+	if closeErr := s.router.Close(); closeErr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the router: %w", closeErr))
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(shutdownCtx)
+	if closeErr := s.close(); closeErr != nil {
+		err = errors.Join(err, closeErr)
+	}
+	if err == nil {
+		s.log.Info("Stopped cleanly")
+	}
+	return err
+}
+
+func (s *Service) close() error {
+	var err error
+	for _, c := range s.closers {
+		err = errors.Join(err, c())
+	}
+	s.closers = nil
+	if s.probe != nil {
+		s.probe.Close()
+		s.probe = nil
+	}
+	if s.listener != nil && s.http == nil {
+		_ = s.listener.Close()
+	}
+	return err
+}

@@ -1,0 +1,97 @@
+// Package transport connects the router to Kafka: Watermill subscribers and publishers, and
+// where each message came from.
+package transport
+
+import (
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/kafkaclient"
+	"github.com/pingpong/pingpong/handlers"
+	"github.com/pingpong/pingpong/middleware"
+)
+
+// saramaVersion is the protocol version watermill-kafka speaks: Kafka 2.1, the oldest that
+// Kafka 4 still serves, so the service works with every broker from 2.1 on.
+var saramaVersion = sarama.V2_1_0_0
+
+// SaramaSubscriber is watermill-kafka's consumer-group subscriber. It hands a partition's
+// messages to the router one at a time and marks each offset only after the message is acked;
+// marked offsets are committed every second and when the partition is revoked or the subscriber
+// closes, so an offset is never committed before its answer is acknowledged.
+func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter) (*kafka.Subscriber, error) {
+	sc := kafka.DefaultSaramaSubscriberConfig()
+	sc.Version = saramaVersion
+	if err := kafkaclient.Sarama(c.Kafka, sc); err != nil {
+		return nil, err
+	}
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if c.ConsumerOffset == config.OffsetLatest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	return kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:               c.Kafka.BrokerList(),
+		Unmarshaler:           Marshaler,
+		OverwriteSaramaConfig: sc,
+		ConsumerGroup:         c.ConsumerGroup,
+	}, logger)
+}
+
+// SaramaPublisher is watermill-kafka's synchronous publisher: Publish returns once every replica
+// in sync has the record (acks=all).
+func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.Publisher, error) {
+	pc := kafka.DefaultSaramaSyncPublisherConfig()
+	pc.Version = saramaVersion
+	if err := kafkaclient.Sarama(c.Kafka, pc); err != nil {
+		return nil, err
+	}
+	pc.Producer.RequiredAcks = sarama.WaitForAll
+	// Sarama's own retries are short: the Retry middleware does the backing off, and a
+	// publish that fails for good must reach the poison queue in bounded time.
+	pc.Producer.Retry.Max = 3
+	pc.Producer.Retry.Backoff = 100 * time.Millisecond
+	pc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	return kafka.NewPublisher(kafka.PublisherConfig{
+		Brokers:               c.Kafka.BrokerList(),
+		Marshaler:             Marshaler,
+		OverwriteSaramaConfig: pc,
+	}, logger)
+}
+
+// Marshaler is watermill-kafka's DefaultMarshaler (metadata travels as headers, the message UUID
+// in _watermill_message_uuid) with the transaction id as the record key, so all answers to one
+// transaction land on one partition. Without an id the key stays null and the partitioner
+// spreads the records, where an empty key would send them all to one partition.
+var Marshaler kafka.MarshalerUnmarshaler = keyedMarshaler{}
+
+type keyedMarshaler struct{ kafka.DefaultMarshaler }
+
+func (m keyedMarshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	record, err := m.DefaultMarshaler.Marshal(topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	if id := msg.Metadata.Get(handlers.TransactionIDMetadataKey); id != "" {
+		record.Key = sarama.StringEncoder(id)
+	}
+	return record, nil
+}
+
+// SaramaSource reads where a message came from out of the context watermill-kafka gives it.
+func SaramaSource(msg *message.Message) middleware.Source {
+	ctx := msg.Context()
+	src := middleware.Source{Topic: message.SubscribeTopicFromCtx(ctx)}
+	src.Partition, _ = kafka.MessagePartitionFromCtx(ctx)
+	src.Offset, _ = kafka.MessagePartitionOffsetFromCtx(ctx)
+	src.Timestamp, _ = kafka.MessageTimestampFromCtx(ctx)
+	src.Key, _ = kafka.MessageKeyFromCtx(ctx)
+	return src
+}

@@ -1,0 +1,124 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// DefaultMaxRequestBytes bounds a request's size. A poison record carries the original request in
+// a header next to its answer, so a request must stay well below the broker's default
+// message.max.bytes (1 MiB) for its poison record to be publishable.
+const DefaultMaxRequestBytes = 512 * 1024
+
+// utf8BOM is stripped before decoding: the original service decoded bytes with Python's json,
+// which accepts a leading BOM.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// Request is a decoded, well-formed request.
+type Request struct {
+	// TransactionID is the id exactly as it was sent: the raw JSON text of a string or a number.
+	TransactionID json.RawMessage
+	// Message is payload.message.
+	Message string
+}
+
+// Key is the transaction id as a record key: a string id without its quotes and escapes, a
+// numeric id as written.
+func (r Request) Key() string { return TransactionIDKey(r.TransactionID) }
+
+// TransactionIDKey turns a raw JSON id (a string or a number) into its text.
+func TransactionIDKey(raw json.RawMessage) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err == nil {
+			return s
+		}
+	}
+	return string(raw)
+}
+
+// Decode reads a request. A request it cannot accept comes back as a *Rejection with the
+// malformed outcome, a reason an operator can act on, and whatever transaction id could be read.
+// maxBytes <= 0 means no limit.
+func Decode(body []byte, maxBytes int) (Request, error) {
+	if len(body) == 0 {
+		return Request{}, malformed(nil, "the request is empty (a tombstone or an empty value)")
+	}
+	if maxBytes > 0 && len(body) > maxBytes {
+		return Request{}, malformed(nil, fmt.Sprintf("the request is %d bytes, above the maximum of %d", len(body), maxBytes))
+	}
+	body = bytes.TrimPrefix(body, utf8BOM)
+	if !utf8.Valid(body) {
+		return Request{}, malformed(nil, "the request is not valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if !json.Valid(body) {
+			return Request{}, malformed(nil, "the request is not JSON")
+		}
+		return Request{}, malformed(nil, "the request is not a JSON object")
+	}
+
+	// Maps, not a struct: encoding/json matches struct fields case-insensitively, and the
+	// contract's keys are exact ("Transaction-ID" is not "transaction-id").
+	var envelope map[string]json.RawMessage
+	if err := json.Unmarshal(body, &envelope); err != nil {
+		return Request{}, malformed(nil, "the request is not JSON: "+jsonProblem(err))
+	}
+
+	id, err := transactionID(envelope)
+	if err != nil {
+		return Request{}, err
+	}
+	rawPayload, ok := envelope["payload"]
+	if !ok {
+		return Request{}, malformed(id, "payload is missing")
+	}
+	var payload map[string]json.RawMessage
+	if rawPayload[0] != '{' || json.Unmarshal(rawPayload, &payload) != nil {
+		return Request{}, malformed(id, "payload is not a JSON object")
+	}
+	rawMessage, ok := payload["message"]
+	if !ok {
+		return Request{}, malformed(id, "payload.message is missing")
+	}
+	var message string
+	if rawMessage[0] != '"' || json.Unmarshal(rawMessage, &message) != nil {
+		return Request{}, malformed(id, "payload.message is not a string")
+	}
+	return Request{TransactionID: id, Message: message}, nil
+}
+
+// transactionID accepts a non-empty string or a number: the two kinds a client can correlate an
+// answer with and the two kinds a record key can be made of.
+func transactionID(envelope map[string]json.RawMessage) (json.RawMessage, error) {
+	raw, ok := envelope["transaction-id"]
+	if !ok {
+		return nil, malformed(nil, "transaction-id is missing")
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if string(raw) == `""` {
+			return nil, malformed(nil, "transaction-id is an empty string")
+		}
+		return raw, nil
+	case c == '-' || ('0' <= c && c <= '9'):
+		return raw, nil
+	case c == 'n':
+		return nil, malformed(nil, "transaction-id is null")
+	default:
+		return nil, malformed(nil, "transaction-id is neither a string nor a number")
+	}
+}
+
+// jsonProblem keeps the parser's words but not the Go type names it sometimes adds.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		return fmt.Sprintf("%s (at byte %d)", syntax.Error(), syntax.Offset)
+	}
+	return err.Error()
+}

@@ -1,0 +1,186 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/pingpong/pingpong/handlers"
+)
+
+// The poison headers: every record on .failed carries them. They are a stable format that the
+// operator tools (pingpong dlq) and other teams read; docs/poison-queue.md describes each one.
+// The first four are Watermill's own PoisonQueue keys, with the meaning Watermill gives them.
+const (
+	HeaderReason     = wmmiddleware.ReasonForPoisonedKey  // "reason_poisoned": why, for people
+	HeaderTopic      = wmmiddleware.PoisonedTopicKey      // "topic_poisoned": the source topic
+	HeaderHandler    = wmmiddleware.PoisonedHandlerKey    // "handler_poisoned"
+	HeaderSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
+
+	HeaderReasonCode      = "pingpong_reason_code"      // a ReasonCode, for machines
+	HeaderPartition       = "pingpong_source_partition" // the source record's partition
+	HeaderOffset          = "pingpong_source_offset"    // the source record's offset
+	HeaderSourceTimestamp = "pingpong_source_timestamp" // the source record's timestamp, RFC 3339
+	HeaderAttempts        = "pingpong_attempts"         // how often the handler ran
+	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339
+	HeaderOriginal        = "pingpong_original"         // the request's bytes, exactly as read
+	HeaderOriginalKey     = "pingpong_original_key"     // the request's record key, when it had one
+	// HeaderOriginalOmitted replaces HeaderOriginal when the request was too large to carry; it
+	// says why.
+	HeaderOriginalOmitted = "pingpong_original_omitted"
+
+	// Set by `pingpong dlq replay` on the requests it republishes, and carried over to the poison
+	// record when a replayed request fails again, so that replays can be bounded.
+	HeaderReplayCount   = "pingpong_replay_count"
+	HeaderReplayedFrom  = "pingpong_replayed_from" // "<topic>:<partition>:<offset>" of the poison record
+	HeaderCorrelationID = wmmiddleware.CorrelationIDMetadataKey
+)
+
+// ReasonCode classifies why a record is on .failed.
+type ReasonCode string
+
+const (
+	ReasonMalformed        ReasonCode = "malformed"         // not a request
+	ReasonNotPing          ReasonCode = "not_ping"          // a request whose message is not "ping"
+	ReasonRetriesExhausted ReasonCode = "retries_exhausted" // a transient failure that outlasted the retries
+	ReasonPanic            ReasonCode = "panic"             // the handler panicked
+)
+
+// ReasonCodes lists every ReasonCode.
+var ReasonCodes = []ReasonCode{ReasonMalformed, ReasonNotPing, ReasonRetriesExhausted, ReasonPanic}
+
+// PoisonQueue answers a request whose handler failed on the poison queue topic. It follows
+// Watermill's PoisonQueue middleware (same metadata keys, same place in the chain, the same
+// promise: the input is acked only once the poison record is published) but publishes the
+// contract's answer as the record value, with the request's bytes in a header, rather than the
+// request itself, and adds the headers an operator needs to inspect and replay it.
+type PoisonQueue struct {
+	Publisher message.Publisher
+	Topic     string
+	// MaxOriginalBytes bounds the request bytes carried in HeaderOriginal, so that the poison
+	// record stays publishable; <= 0 means no bound.
+	MaxOriginalBytes int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Middleware is the Watermill middleware.
+func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		answers, err := h(msg)
+		if err == nil {
+			return answers, nil
+		}
+		if ctxErr := msg.Context().Err(); ctxErr != nil {
+			// Shutting down: the failure says nothing about the request. Leave it unacked, so
+			// it is redelivered rather than poisoned.
+			return nil, err
+		}
+		ev := EventFrom(msg)
+		record := pq.record(msg, ev, err)
+		if perr := pq.Publisher.Publish(pq.Topic, record); perr != nil {
+			return nil, errors.Join(err, fmt.Errorf("cannot publish to the poison queue %s: %w", pq.Topic, perr))
+		}
+		return nil, nil
+	}
+}
+
+func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) *message.Message {
+	code, reason, answer, id := classify(msg.Payload, handlerErr)
+	ev.Poisoned, ev.ReasonCode, ev.Reason, ev.Err = true, code, reason, handlerErr
+
+	record := message.NewMessage(watermill.NewUUID(), answer)
+	record.SetContext(msg.Context())
+	// Like Watermill's PoisonQueue, keep the request's own metadata; ours is set after it, so a
+	// request cannot forge the headers that describe it.
+	for k, v := range msg.Metadata {
+		record.Metadata.Set(k, v)
+	}
+	if id != nil {
+		ev.TransactionID = handlers.TransactionIDKey(id)
+		record.Metadata.Set(handlers.TransactionIDMetadataKey, ev.TransactionID)
+	} else {
+		delete(record.Metadata, handlers.TransactionIDMetadataKey)
+	}
+
+	now := time.Now
+	if pq.Now != nil {
+		now = pq.Now
+	}
+	ctx := msg.Context()
+	src := ev.Source
+	if src.Topic == "" {
+		src.Topic = message.SubscribeTopicFromCtx(ctx)
+	}
+	set := record.Metadata.Set
+	set(HeaderReason, reason)
+	set(HeaderReasonCode, string(code))
+	set(HeaderTopic, src.Topic)
+	set(HeaderHandler, message.HandlerNameFromCtx(ctx))
+	set(HeaderSubscriber, message.SubscriberNameFromCtx(ctx))
+	set(HeaderPartition, strconv.FormatInt(int64(src.Partition), 10))
+	set(HeaderOffset, strconv.FormatInt(src.Offset, 10))
+	if !src.Timestamp.IsZero() {
+		set(HeaderSourceTimestamp, src.Timestamp.UTC().Format(time.RFC3339Nano))
+	}
+	set(HeaderAttempts, strconv.Itoa(max(ev.Attempts, 1)))
+	set(HeaderFailedAt, now().UTC().Format(time.RFC3339Nano))
+	if pq.MaxOriginalBytes > 0 && len(msg.Payload) > pq.MaxOriginalBytes {
+		delete(record.Metadata, HeaderOriginal)
+		set(HeaderOriginalOmitted, fmt.Sprintf("the request is %d bytes, above the %d that a poison record carries", len(msg.Payload), pq.MaxOriginalBytes))
+	} else {
+		delete(record.Metadata, HeaderOriginalOmitted)
+		set(HeaderOriginal, string(msg.Payload))
+	}
+	if len(src.Key) > 0 {
+		set(HeaderOriginalKey, string(src.Key))
+	} else {
+		delete(record.Metadata, HeaderOriginalKey)
+	}
+	if ev.CorrelationID != "" {
+		set(HeaderCorrelationID, ev.CorrelationID)
+	}
+	return record
+}
+
+// classify turns a handler error into the poison record's reason and answer.
+func classify(request []byte, err error) (code ReasonCode, reason string, answer []byte, id []byte) {
+	var rejection *handlers.Rejection
+	if errors.As(err, &rejection) {
+		code = ReasonMalformed
+		if rejection.Outcome == handlers.OutcomeNotPing {
+			code = ReasonNotPing
+		}
+		return code, rejection.Reason, rejection.Answer, rejection.TransactionID
+	}
+
+	// Processing failed for good. The answer carries the transaction id when one can be read.
+	if req, decodeErr := handlers.Decode(request, -1); decodeErr == nil {
+		id = req.TransactionID
+	} else if errors.As(decodeErr, &rejection) {
+		id = rejection.TransactionID
+	}
+	code, reason = ReasonRetriesExhausted, err.Error()
+	var panicked wmmiddleware.RecoveredPanicError
+	if errors.As(err, &panicked) {
+		// The stack trace goes to the logs, not into an answer that clients read.
+		code, reason = ReasonPanic, fmt.Sprintf("panic: %v", panicked.V)
+	}
+	return code, reason, handlers.ProcessingErrorAnswer(id, reason), id
+}
+
+// Transient is the Retry middleware's ShouldRetry: a Rejection is final and a panic would only
+// panic again, everything else (a publish that failed, a broker that timed out) may pass.
+func Transient(params wmmiddleware.RetryParams) bool {
+	var rejection *handlers.Rejection
+	var panicked wmmiddleware.RecoveredPanicError
+	return !errors.As(params.Err, &rejection) &&
+		!errors.As(params.Err, &panicked) &&
+		!errors.Is(params.Err, context.Canceled)
+}

@@ -106,3 +106,14 @@ func (e *Error) Error() string {
 func invalid(env, value, problem string) error {
 	return &Error{Env: env, Flag: FlagName(env), Value: value, Problem: problem}
 }
+
+// ServiceEnvNames lists every environment variable the service reads, sorted: what compose,
+// the Helm chart and the docs may set. Tests compare them against it, so they cannot drift.
+func ServiceEnvNames() []string {
+	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
+	var s Service
+	s.Kafka.AddFlags(fs)
+	s.Logging.AddFlags(fs)
+	s.AddFlags(fs)
+	return EnvNames(fs)
+}

@@ -78,7 +78,11 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 
 	switch ev.ReasonCode {
 	case "":
-		log.Debug("Answered pong")
+		if ev.Attempts > 1 {
+			log.Warn("Answered pong after retrying a transient failure")
+		} else {
+			log.Debug("Answered pong")
+		}
 	case ReasonNotPing, ReasonMalformed:
 		log.Info("Rejected the request; answered on the poison queue")
 	case ReasonPanic:

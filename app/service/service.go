@@ -84,16 +84,15 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	}
 
 	handler := handlers.PingPong{MaxRequestBytes: cfg.MaxRequestBytes}
-	chain := Chain(handler.Handle, ChainConfig{
-		Publisher:       pub,
-		SucceededTopic:  topics.Succeeded,
-		FailedTopic:     topics.Failed,
-		Retry:           cfg.Retry,
-		MaxOriginal:     cfg.MaxRequestBytes,
-		Logger:          s.log,
-		Metrics:         middleware.NewMetrics(s.registry),
-		Source:          transport.SaramaSource,
-		WatermillLogger: wmLogger,
+	chain := middleware.Chain(handler.Handle, middleware.ChainConfig{
+		Publisher:        pub,
+		SucceededTopic:   topics.Succeeded,
+		FailedTopic:      topics.Failed,
+		Retry:            retryPolicy(cfg.Retry, wmLogger),
+		MaxOriginalBytes: cfg.MaxRequestBytes,
+		Logger:           s.log,
+		Metrics:          middleware.NewMetrics(s.registry),
+		Source:           transport.SaramaSource,
 	})
 	// A consumer handler: the chain publishes the answers itself (see package middleware).
 	s.router.AddConsumerHandler(HandlerName, topics.Requested, sub, func(msg *message.Message) error {
@@ -115,47 +114,17 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	return s, nil
 }
 
-// ChainConfig is what the handler chain needs.
-type ChainConfig struct {
-	Publisher      message.Publisher
-	SucceededTopic string
-	FailedTopic    string
-	Retry          config.Retry
-	MaxOriginal    int
-	Logger         *logrus.Entry
-	Metrics        *middleware.Metrics
-	Source         middleware.SourceFunc
-	// WatermillLogger receives the Retry middleware's line for each retry.
-	WatermillLogger watermill.LoggerAdapter
-}
-
-// Chain wraps the handler in the middleware, in the order the middleware package documents.
-func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
-	retry := wmmiddleware.Retry{
-		MaxRetries:          c.Retry.MaxRetries,
-		InitialInterval:     c.Retry.InitialInterval,
-		MaxInterval:         c.Retry.MaxInterval,
-		Multiplier:          c.Retry.Multiplier,
-		RandomizationFactor: c.Retry.Jitter,
-		MaxElapsedTime:      c.Retry.MaxElapsed,
-		ShouldRetry:         middleware.Transient,
-		Logger:              c.WatermillLogger,
+// retryPolicy is Watermill's Retry middleware with the configured backoff.
+func retryPolicy(c config.Retry, logger watermill.LoggerAdapter) wmmiddleware.Retry {
+	return wmmiddleware.Retry{
+		MaxRetries:          c.MaxRetries,
+		InitialInterval:     c.InitialInterval,
+		MaxInterval:         c.MaxInterval,
+		Multiplier:          c.Multiplier,
+		RandomizationFactor: c.Jitter,
+		MaxElapsedTime:      c.MaxElapsed,
+		Logger:              logger, // a line for each retry, so a long retry is visible as it happens
 	}
-	poison := middleware.PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginal}
-	observe := middleware.Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
-	outermostFirst := []message.HandlerMiddleware{
-		observe.Middleware,
-		poison.Middleware,
-		retry.Middleware,
-		wmmiddleware.Recoverer,
-		middleware.PublishAnswers(c.Publisher, c.SucceededTopic),
-		wmmiddleware.CorrelationID,
-		middleware.CountAttempts,
-	}
-	for i := len(outermostFirst) - 1; i >= 0; i-- {
-		h = outermostFirst[i](h)
-	}
-	return h
 }
 
 // Registry is the service's Prometheus registry.

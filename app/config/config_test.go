@@ -1,0 +1,131 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pingpong/pingpong/app/config"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (config.Service, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
+	var c config.Service
+	c.Kafka.AddFlags(fs)
+	c.Logging.AddFlags(fs)
+	c.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.ApplyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.BrokerList() != nil || c.Kafka.TopicPrefix != "dev.pingpong" || c.ConsumerGroup != "pingpong" ||
+		c.ConsumerOffset != "earliest" || c.HTTPAddr != ":8080" || c.EmbeddedBrokerPort != 9092 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if got := c.Kafka.Topics(); got.Requested != "dev.pingpong.requested" || got.Succeeded != "dev.pingpong.succeeded" || got.Failed != "dev.pingpong.failed" {
+		t.Errorf("topics %+v", got)
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	c, err := load(t, []string{"--topic-prefix", "flag.p"}, map[string]string{
+		"TOPIC_PREFIX": "env.p", "KAFKA_BROKERS": "a:9092, b:9093", "SHUTDOWN_TIMEOUT": "45s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.TopicPrefix != "flag.p" {
+		t.Errorf("the flag wins: %q", c.Kafka.TopicPrefix)
+	}
+	if got := c.Kafka.BrokerList(); len(got) != 2 || got[0] != "a:9092" || got[1] != "b:9093" {
+		t.Errorf("brokers from the environment: %q", got)
+	}
+	if c.ShutdownTimeout != 45*time.Second {
+		t.Errorf("shutdown timeout %v", c.ShutdownTimeout)
+	}
+}
+
+func TestEveryVariableHasAFlag(t *testing.T) {
+	names := config.ServiceEnvNames()
+	for _, want := range []string{"KAFKA_BROKERS", "TOPIC_PREFIX", "KAFKA_CONSUMER_GROUP", "KAFKA_CONSUMER_OFFSET", "HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT", "RETRY_MAX_RETRIES"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("%s is not a setting", want)
+		}
+	}
+	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
+	var c config.Service
+	c.Kafka.AddFlags(fs)
+	c.Logging.AddFlags(fs)
+	c.AddFlags(fs)
+	for _, env := range names {
+		f := fs.Lookup(config.FlagName(env))
+		if f == nil || config.EnvOf(f) != env || !strings.Contains(f.Usage, "(env "+env+")") {
+			t.Errorf("%s has no flag --%s that says so", env, config.FlagName(env))
+		}
+	}
+}
+
+func TestBadValuesNameTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env, value, says string
+	}{
+		{"KAFKA_BROKERS", "localhost", "is not host:port"},
+		{"KAFKA_BROKERS", "a:9092,b:0", "no port from 1 to 65535"},
+		{"KAFKA_BROKERS", "a:9092,", "is not host:port"},
+		{"TOPIC_PREFIX", "has space", "letters, digits"},
+		{"KAFKA_CONSUMER_OFFSET", "newest", "earliest or latest"},
+		{"HTTP_ADDR", "8080", "host:port"},
+		{"LOG_LEVEL", "loud", "trace, debug, info"},
+		{"LOG_FORMAT", "xml", "text or json"},
+		{"SHUTDOWN_TIMEOUT", "soon", "duration"},
+		{"SHUTDOWN_TIMEOUT", "0s", "above 0"},
+		{"RETRY_MAX_RETRIES", "-1", "0 or more"},
+		{"RETRY_MAX_INTERVAL", "1ms", "RETRY_INITIAL_INTERVAL"},
+		{"RETRY_JITTER", "2", "from 0 to 1"},
+		{"MAX_REQUEST_BYTES", "0", "at least 1"},
+		{"TOPIC_PARTITIONS", "0", "at least 1"},
+		{"TOPIC_REPLICATION_FACTOR", "0", "-1"},
+		{"KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{"KAFKA_TLS_CA_FILE", "/no/such/ca.pem", "cannot be read"},
+	} {
+		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
+			_, err := load(t, nil, map[string]string{tc.env: tc.value})
+			var cfgErr *config.Error
+			if !errors.As(err, &cfgErr) {
+				t.Fatalf("want a config.Error, got %v", err)
+			}
+			msg := err.Error()
+			if cfgErr.Env != tc.env || !strings.Contains(msg, tc.env) || !strings.Contains(msg, "--"+config.FlagName(tc.env)) {
+				t.Errorf("the message names the setting and its flag: %s", msg)
+			}
+			if !strings.Contains(msg, tc.says) {
+				t.Errorf("the message says %q: %s", tc.says, msg)
+			}
+		})
+	}
+}
+
+func TestSASLPasswordIsNeverInAnError(t *testing.T) {
+	_, err := load(t, nil, map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_PASSWORD": "hunter2", "KAFKA_SASL_PASSWORD_FILE": "/run/secret"})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -1,0 +1,44 @@
+package middleware
+
+import (
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/sirupsen/logrus"
+)
+
+// ChainConfig is what the handler chain needs.
+type ChainConfig struct {
+	// Publisher publishes the answers and the poison records.
+	Publisher      message.Publisher
+	SucceededTopic string
+	FailedTopic    string
+	// Retry is Watermill's Retry middleware; its ShouldRetry is set to Transient.
+	Retry wmmiddleware.Retry
+	// MaxOriginalBytes bounds the request bytes a poison record carries; see PoisonQueue.
+	MaxOriginalBytes int
+	Logger           *logrus.Entry
+	Metrics          *Metrics
+	// Source tells where a message was read from; the transport provides it.
+	Source SourceFunc
+}
+
+// Chain wraps h in the middleware, in the order the package documentation gives.
+func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
+	retry := c.Retry
+	retry.ShouldRetry = Transient
+	poison := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
+	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
+	outermostFirst := []message.HandlerMiddleware{
+		observe.Middleware,
+		poison.Middleware,
+		retry.Middleware,
+		wmmiddleware.Recoverer,
+		PublishAnswers(c.Publisher, c.SucceededTopic),
+		wmmiddleware.CorrelationID,
+		CountAttempts,
+	}
+	for i := len(outermostFirst) - 1; i >= 0; i-- {
+		h = outermostFirst[i](h)
+	}
+	return h
+}

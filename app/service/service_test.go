@@ -1,0 +1,198 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pingpong/pingpong/app/servicetest"
+	"github.com/pingpong/pingpong/middleware"
+)
+
+func TestAnswersEveryRequestAcrossPartitions(t *testing.T) {
+	cluster := servicetest.Cluster(t, 4)
+	brokers := cluster.ListenAddrs()
+	cfg := servicetest.Config(t, brokers)
+	svc := servicetest.Start(t, cfg)
+	client := servicetest.Client(t, brokers)
+
+	reqs := servicetest.Mix("e2e", 400, 4)
+	records := servicetest.Produce(t, client, reqs)
+	tally := servicetest.NewReader(t, brokers).Await(t, reqs, 30*time.Second)
+	t.Log(tally)
+	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s\nmissing: %v\nwrong: %v", tally, head(tally.Missing), head(tally.Wrong))
+	}
+	if tally.Duplicates != 0 {
+		t.Errorf("%d duplicates without any fault", tally.Duplicates)
+	}
+
+	// The poison headers point at the exact source record.
+	offsets := map[string]int64{}
+	for i, r := range reqs {
+		offsets[string(r.Body)] = records[i].Offset
+	}
+	reader := servicetest.NewReader(t, brokers)
+	reader.Await(t, reqs, 10*time.Second)
+	for _, a := range reader.Answers() {
+		if a.Topic != servicetest.Topics.Failed {
+			continue
+		}
+		want := strconv.FormatInt(offsets[a.Headers[middleware.HeaderOriginal]], 10)
+		if got := a.Headers[middleware.HeaderOffset]; got != want {
+			t.Errorf("source offset %s, want %s", got, want)
+		}
+	}
+
+	// Every input offset is committed once its answer is out.
+	adm := kadm.NewClient(servicetest.Client(t, brokers))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		lag, err := adm.Lag(context.Background(), cfg.ConsumerGroup)
+		if err == nil && lag[cfg.ConsumerGroup].Lag.Total() == 0 && len(lag[cfg.ConsumerGroup].Lag) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group's offsets were not all committed: %v %v", lag[cfg.ConsumerGroup].Lag, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	metrics := get(t, "http://"+svc.HTTPAddr()+"/metrics", http.StatusOK)
+	for _, line := range []string{
+		`pingpong_requests_total{outcome="pong"} 240`,
+		`pingpong_requests_total{outcome="not_ping"} 80`,
+		`pingpong_requests_total{outcome="malformed"} 80`,
+		`pingpong_poisoned_total{reason="malformed"} 80`,
+		`pingpong_messages_in_flight 0`,
+		`pingpong_watermill_handler_execution_time_seconds_count{handler_name="pingpong",success="true"} 400`,
+		`pingpong_build_info{`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics has no %s", line)
+		}
+	}
+	if err := svc.Stop(); err != nil {
+		t.Errorf("a clean shutdown returns no error: %v", err)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	svc := servicetest.Start(t, servicetest.Config(t, cluster.ListenAddrs()))
+	base := "http://" + svc.HTTPAddr()
+	if body := get(t, base+"/healthz", http.StatusOK); strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz %q", body)
+	}
+	waitFor(t, 10*time.Second, func() bool { return status(base+"/readyz") == http.StatusOK })
+	// Readiness follows the broker: with no broker answering, not ready.
+	cluster.Close()
+	waitFor(t, 15*time.Second, func() bool { return status(base+"/readyz") == http.StatusServiceUnavailable })
+	if status(base+"/healthz") != http.StatusOK {
+		t.Error("the process stays alive (healthz) while the broker is away")
+	}
+}
+
+func TestTransientPublishFailuresAreRetriedThenAnswered(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	cfg := servicetest.Config(t, brokers)
+	svc := servicetest.Start(t, cfg)
+	// An error Sarama does not retry itself, so each one reaches the Retry middleware.
+	cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: servicetest.Topics.Succeeded, Err: kerr.UnknownServerError, Count: 3})
+
+	reqs := servicetest.Mix("transient", 1, 1)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+	tally := servicetest.NewReader(t, brokers).Await(t, reqs, 30*time.Second)
+	if tally.Answered != 1 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s %v", tally, tally.Wrong)
+	}
+	metrics := get(t, "http://"+svc.HTTPAddr()+"/metrics", http.StatusOK)
+	for _, line := range []string{`pingpong_retries_total 3`, `pingpong_requests_total{outcome="pong"} 1`} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics has no %s", line)
+		}
+	}
+}
+
+func TestPermanentPublishFailureIsPoisoned(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	cfg := servicetest.Config(t, brokers)
+	cfg.Retry.MaxRetries = 2
+	servicetest.Start(t, cfg)
+	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: servicetest.Topics.Succeeded, Err: kerr.UnknownServerError, Count: -1})
+	defer fault.Remove()
+
+	reqs := servicetest.Mix("permanent", 1, 1)
+	reqs[0].Topic = servicetest.Topics.Failed
+	reqs[0].ReasonCode = middleware.ReasonRetriesExhausted
+	reader := servicetest.NewReader(t, brokers)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+	tally := reader.Await(t, reqs, 30*time.Second)
+	if tally.Answered != 1 {
+		t.Fatalf("%s", tally)
+	}
+	a := reader.Answers()[0]
+	wantPrefix := `{"transaction-id": "permanent-0", "payload": {"message": "Error processing the event: publishing the answer to dev.pingpong.succeeded: `
+	if !strings.HasPrefix(a.Value, wantPrefix) {
+		t.Errorf("answer %s\nwant prefix %s", a.Value, wantPrefix)
+	}
+	if a.Headers[middleware.HeaderAttempts] != "3" || a.Headers[middleware.HeaderReasonCode] != string(middleware.ReasonRetriesExhausted) {
+		t.Errorf("headers %v", a.Headers)
+	}
+	if a.Key != "permanent-0" {
+		t.Errorf("the poison record's key is the transaction id, got %q", a.Key)
+	}
+}
+
+func get(t *testing.T, url string, want int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	return string(body)
+}
+
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %v", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func head(s []string) []string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}

@@ -1,0 +1,131 @@
+// Package servicetest runs the service end to end in tests: an in-process Kafka-protocol broker
+// (kfake), the service wired as the binary wires it, and an independent franz-go client that
+// sends requests and reads the answers back.
+package servicetest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/service"
+)
+
+// Prefix is the topic prefix the tests use (the service's default).
+const Prefix = "dev.pingpong"
+
+// Topics are the topics of Prefix.
+var Topics = config.Kafka{TopicPrefix: Prefix}.Topics()
+
+// Cluster starts an in-process broker with the three topics of Prefix, each with partitions
+// partitions, and stops it when the test ends.
+func Cluster(t testing.TB, partitions int, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), Topics.All()...)}, opts...)
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Config is the service's default configuration, as the binary would read it with no flags and
+// no environment, pointed at brokers, with HTTP on a free loopback port and short retries.
+func Config(t testing.TB, brokers []string) config.Service {
+	t.Helper()
+	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
+	var c config.Service
+	c.Kafka.AddFlags(fs)
+	c.Logging.AddFlags(fs)
+	c.AddFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Kafka.Brokers = strings.Join(brokers, ",")
+	c.HTTPAddr = "127.0.0.1:0"
+	c.Retry.InitialInterval = 10 * time.Millisecond
+	c.Retry.MaxInterval = 50 * time.Millisecond
+	c.ShutdownTimeout = 10 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Running is a service started by Start.
+type Running struct {
+	*service.Service
+	stop func() error
+}
+
+// Stop shuts the service down as SIGTERM would and returns Run's error.
+func (r *Running) Stop() error { return r.stop() }
+
+// Start runs the service until Stop or the end of the test. Logs go to the test's log when
+// verbose (go test -v), else nowhere.
+func Start(t testing.TB, cfg config.Service) *Running {
+	t.Helper()
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	if testing.Verbose() {
+		logger.SetOutput(testWriter{t})
+	}
+	svc, err := service.New(cfg, logger)
+	if err != nil {
+		t.Fatalf("starting the service: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	stopped := false
+	var runErr error
+	r := &Running{Service: svc}
+	r.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(cfg.ShutdownTimeout + 10*time.Second):
+				runErr = errors.New("the service did not stop within its shutdown timeout")
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = r.stop() })
+	return r
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Client is an independent franz-go client on brokers, closed when the test ends. It produces
+// to the partition a record names (ManualPartitioner) and waits for all in-sync replicas.
+func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	opts = append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pingpong/pingpong/app/servicetest"
+)
+
+// binary is the pingpong binary, built once for the tests that run it as an operator would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pingpong-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "pingpong")
+	build := exec.Command("go", "build", "-o", binary,
+		"-ldflags", "-X github.com/pingpong/pingpong/app/buildinfo.Version=v9.9.9-test -X github.com/pingpong/pingpong/app/buildinfo.Commit=abc1234", ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running pingpong binary.
+type process struct {
+	cmd    *exec.Cmd
+	output *bytes.Buffer
+	done   chan error
+}
+
+func startBinary(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{cmd: cmd, output: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("pingpong output:\n%s", lastLines(p.output.String(), 40))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and returns the exit code, or fails the test if the process outlives timeout.
+func (p *process) stop(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		return 0
+	case <-time.After(timeout):
+		t.Fatalf("still running %v after SIGTERM", timeout)
+		return -1
+	}
+}
+
+func serviceEnv(brokers []string) []string {
+	return []string{
+		"KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"HTTP_ADDR=127.0.0.1:0",
+		"LOG_FORMAT=json",
+		"SHUTDOWN_TIMEOUT=10s",
+	}
+}
+
+func TestBinaryDrainsAPreloadedBacklog(t *testing.T) {
+	const n = 10_000
+	cluster := servicetest.Cluster(t, 4)
+	brokers := cluster.ListenAddrs()
+	reqs := servicetest.Mix("backlog", n, 4)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+
+	start := time.Now()
+	p := startBinary(t, serviceEnv(brokers))
+	tally := servicetest.NewReader(t, brokers).Await(t, reqs, 3*time.Minute)
+	elapsed := time.Since(start)
+	t.Logf("%s in %v (%.0f requests/s, binary start included)", tally, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s\nmissing %v\nwrong %v", tally, first(tally.Missing), first(tally.Wrong))
+	}
+	if code := p.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+func TestSIGTERMDuringLoadLosesNothing(t *testing.T) {
+	const n = 4_000
+	cluster := servicetest.Cluster(t, 4)
+	brokers := cluster.ListenAddrs()
+	reqs := servicetest.Mix("sigterm", n, 4)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+	reader := servicetest.NewReader(t, brokers)
+
+	firstRun := startBinary(t, serviceEnv(brokers))
+	// Stop it in the middle of the backlog.
+	deadline := time.Now().Add(time.Minute)
+	for tally := reader.Await(t, reqs, 50*time.Millisecond); tally.Answered < n/4; tally = reader.Await(t, reqs, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %s", tally)
+		}
+	}
+	stopped := time.Now()
+	if code := firstRun.stop(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	t.Logf("stopped in %v", time.Since(stopped).Round(time.Millisecond))
+	if !strings.Contains(firstRun.output.String(), "Stopped cleanly") {
+		t.Errorf("no clean stop in the logs")
+	}
+	midway := servicetest.Check(reqs, reader.Answers())
+	if midway.Answered == n {
+		t.Fatalf("the backlog was drained before SIGTERM; the test proves nothing: %s", midway)
+	}
+
+	secondRun := startBinary(t, serviceEnv(brokers))
+	tally := reader.Await(t, reqs, 2*time.Minute)
+	t.Logf("answered before SIGTERM: %d; after the restart: %s", midway.Answered, tally)
+	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s\nmissing %v\nwrong %v", tally, first(tally.Missing), first(tally.Wrong))
+	}
+	if code := secondRun.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+func TestBadConfigurationStopsWithTheSettingNamed(t *testing.T) {
+	for _, tc := range []struct {
+		env, says string
+		args      []string
+	}{
+		{"KAFKA_CONSUMER_OFFSET=newest", "invalid KAFKA_CONSUMER_OFFSET (--kafka-consumer-offset) \"newest\": must be earliest or latest", nil},
+		{"SHUTDOWN_TIMEOUT=later", "invalid SHUTDOWN_TIMEOUT (--shutdown-timeout)", nil},
+		{"", "unknown flag: --no-such-flag", []string{"--no-such-flag"}},
+	} {
+		cmd := exec.Command(binary, tc.args...)
+		cmd.Env = append(os.Environ(), tc.env)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("%s %v: want exit code 2, got %v", tc.env, tc.args, err)
+		}
+		if !strings.Contains(string(out), tc.says) {
+			t.Errorf("%s %v: output %q does not say %q", tc.env, tc.args, out, tc.says)
+		}
+	}
+}
+
+func TestVersionIsStamped(t *testing.T) {
+	out, err := exec.Command(binary, "version").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "pingpong v9.9.9-test (commit abc1234, go") {
+		t.Errorf("version %q", out)
+	}
+}
+
+// TestEmbeddedBrokerAnswersKcat is the README's quick start: the binary with no configuration at
+// all, and kcat, an independent client, on 127.0.0.1:9092.
+func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed: apt-get install kcat (.ci/run installs it)")
+	}
+	p := startBinary(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for !strings.Contains(p.output.String(), "Starting handler") {
+		if ctx.Err() != nil {
+			t.Fatalf("the service did not start; is 127.0.0.1:9092 or :8080 in use?")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	produce := exec.CommandContext(ctx, kcat, "-P", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.requested")
+	produce.Stdin = strings.NewReader(`{"transaction-id": "kcat-1", "payload": {"message": "ping"}}` + "\n")
+	if out, err := produce.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P: %v %s", err, out)
+	}
+	// -o beginning -c 1: the first answer; -e would end before it arrives.
+	consume := exec.CommandContext(ctx, kcat, "-C", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.succeeded", "-o", "beginning", "-c", "1", "-f", "%k %s\n")
+	out, err := consume.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat -C: %v %s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), `kcat-1 {"transaction-id": "kcat-1", "payload": {"message": "pong"}}`; got != want {
+		t.Errorf("kcat read %q, want %q", got, want)
+	}
+	if code := p.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func first(s []string) []string { return s[:min(len(s), 10)] }

@@ -207,8 +207,8 @@ func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
 		t.Fatalf("kcat -P: %v %s", err, out)
 	}
 	// -o beginning -c 1: the first answer; -e would end before it arrives.
-	consume := exec.CommandContext(ctx, kcat, "-C", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.succeeded", "-o", "beginning", "-c", "1", "-f", "%k %s\n")
-	out, err := consume.CombinedOutput()
+	consume := exec.CommandContext(ctx, kcat, "-C", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.succeeded", "-o", "beginning", "-c", "1", "-q", "-f", "%k %s\n")
+	out, err := consume.Output() // the record on stdout; kcat's notes go to stderr
 	if err != nil {
 		t.Fatalf("kcat -C: %v %s", err, out)
 	}

@@ -192,12 +192,61 @@ const (
 	OffsetLatest   = "latest"
 )
 
+// Transports: how the router talks to Kafka.
+const (
+	TransportFranz     = "franz-go"        // many messages of a partition in flight, batched publishing
+	TransportWatermill = "watermill-kafka" // watermill-kafka's defaults: one message of a partition at a time
+)
+
+// Compression codecs of produced batches.
+var compressionCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// Transport is how the router talks to Kafka.
+type Transport struct {
+	Name                string
+	PartitionWindow     int
+	ProducerLinger      time.Duration
+	ProducerBatchBytes  int
+	ProducerCompression string
+}
+
+// AddFlags registers the settings on fs.
+func (t *Transport) AddFlags(fs *pflag.FlagSet) {
+	b := binder{fs}
+	b.String(&t.Name, "KAFKA_TRANSPORT", TransportFranz, "Kafka client of the router: franz-go (pipelined, batched) or watermill-kafka (one message per partition at a time)")
+	b.Int(&t.PartitionWindow, "KAFKA_PARTITION_WINDOW", 256, "franz-go: messages of one partition in flight at once; 1 keeps strict per-partition order")
+	b.Duration(&t.ProducerLinger, "KAFKA_PRODUCER_LINGER", 0, "franz-go: how long a batch waits for more answers before it is sent; 0 still batches what arrives while a request is in flight")
+	b.Int(&t.ProducerBatchBytes, "KAFKA_PRODUCER_BATCH_BYTES", 1000012, "franz-go: largest batch of answers; at most the topics' max.message.bytes")
+	b.String(&t.ProducerCompression, "KAFKA_PRODUCER_COMPRESSION", "lz4", "franz-go: compression of answer batches: none, gzip, snappy, lz4 or zstd")
+}
+
+// Validate checks the settings.
+func (t Transport) Validate() error {
+	switch {
+	case t.Name != TransportFranz && t.Name != TransportWatermill:
+		return invalid("KAFKA_TRANSPORT", t.Name, "must be franz-go or watermill-kafka")
+	case t.PartitionWindow < 1:
+		return invalid("KAFKA_PARTITION_WINDOW", strconv.Itoa(t.PartitionWindow), "must be at least 1")
+	case t.ProducerLinger < 0:
+		return invalid("KAFKA_PRODUCER_LINGER", t.ProducerLinger.String(), "must be 0 or more")
+	case t.ProducerBatchBytes < 1024:
+		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), "must be at least 1024")
+	}
+	for _, c := range compressionCodecs {
+		if t.ProducerCompression == c {
+			return nil
+		}
+	}
+	return invalid("KAFKA_PRODUCER_COMPRESSION", t.ProducerCompression, "must be one of "+strings.Join(compressionCodecs, ", "))
+}
+
 // Service is the service's configuration.
 type Service struct {
-	Kafka   Kafka
-	Logging Logging
-	Topics  TopicSpec
-	Retry   Retry
+	Kafka     Kafka
+	Logging   Logging
+	Topics    TopicSpec
+	Retry     Retry
+	Transport Transport
 
 	ConsumerGroup   string
 	ConsumerOffset  string
@@ -220,6 +269,7 @@ func (s *Service) AddFlags(fs *pflag.FlagSet) {
 	b.Int(&s.EmbeddedBrokerPort, "EMBEDDED_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1 when KAFKA_BROKERS is unset; 0 picks a free one")
 	s.Topics.AddFlags(fs)
 	s.Retry.AddFlags(fs)
+	s.Transport.AddFlags(fs)
 }
 
 // AddHTTPAddr registers HTTP_ADDR alone, for commands that talk to a running service.
@@ -229,7 +279,7 @@ func AddHTTPAddr(fs *pflag.FlagSet, p *string) {
 
 // Validate checks every setting.
 func (s Service) Validate() error {
-	for _, v := range []interface{ Validate() error }{s.Kafka, s.Logging, s.Topics, s.Retry} {
+	for _, v := range []interface{ Validate() error }{s.Kafka, s.Logging, s.Topics, s.Retry, s.Transport} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

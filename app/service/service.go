@@ -61,16 +61,12 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	wmLogger := logging.Watermill(s.log)
 	topics := cfg.Kafka.Topics()
 
-	sub, err := transport.SaramaSubscriber(cfg, wmLogger)
+	kafka, err := transport.New(cfg, wmLogger)
 	if err != nil {
-		return nil, fmt.Errorf("connecting the subscriber to %s: %w", cfg.Kafka.Brokers, err)
+		return nil, err
 	}
-	s.closers = append(s.closers, sub.Close)
-	rawPub, err := transport.SaramaPublisher(cfg, wmLogger)
-	if err != nil {
-		return nil, fmt.Errorf("connecting the publisher to %s: %w", cfg.Kafka.Brokers, err)
-	}
-	s.closers = append(s.closers, rawPub.Close)
+	s.closers = append(s.closers, kafka.Close)
+	sub, rawPub := kafka.Subscriber, kafka.Publisher
 
 	s.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownTimeout}, wmLogger)
 	if err != nil {
@@ -92,7 +88,7 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		MaxOriginalBytes: cfg.MaxRequestBytes,
 		Logger:           s.log,
 		Metrics:          middleware.NewMetrics(s.registry),
-		Source:           transport.SaramaSource,
+		Source:           kafka.Source,
 	})
 	// A consumer handler: the chain publishes the answers itself (see package middleware).
 	s.router.AddConsumerHandler(HandlerName, topics.Requested, sub, func(msg *message.Message) error {

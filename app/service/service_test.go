@@ -14,14 +14,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/middleware"
 )
 
 func TestAnswersEveryRequestAcrossPartitions(t *testing.T) {
+	for _, transport := range []string{config.TransportFranz, config.TransportWatermill} {
+		t.Run(transport, func(t *testing.T) { testAnswersEveryRequest(t, transport) })
+	}
+}
+
+func testAnswersEveryRequest(t *testing.T, transport string) {
 	cluster := servicetest.Cluster(t, 4)
 	brokers := cluster.ListenAddrs()
 	cfg := servicetest.Config(t, brokers)
+	cfg.Transport.Name = transport
 	svc := servicetest.Start(t, cfg)
 	client := servicetest.Client(t, brokers)
 

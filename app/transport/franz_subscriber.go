@@ -1,0 +1,405 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/middleware"
+)
+
+// FranzSubscriberConfig configures a FranzSubscriber.
+type FranzSubscriberConfig struct {
+	// ClientOptions reach the cluster (kafkaclient.Options).
+	ClientOptions []kgo.Opt
+	ConsumerGroup string
+	// ResetOffset is where a new group starts: kgo.NewOffset().AtStart() or .AtEnd().
+	ResetOffset kgo.Offset
+	// Window is how many messages of one partition may be in flight at once; 1 keeps each
+	// partition in strict order.
+	Window int
+	// NackResendSleep is the pause before a nacked message is delivered again.
+	NackResendSleep time.Duration
+	// DrainTimeout bounds how long Close waits for the messages in flight to be acked.
+	DrainTimeout time.Duration
+}
+
+// FranzSubscriber is a Watermill subscriber on a franz-go consumer group that lets many messages
+// of a partition be in flight at once (the router handles each in its own goroutine) and commits
+// a partition's offset only up to the lowest message not yet acked, so at-least-once holds.
+//
+// Records are read with watermill-kafka's conventions (headers become metadata, the
+// _watermill_message_uuid header the message UUID), so either transport reads what the other
+// wrote.
+type FranzSubscriber struct {
+	cfg    FranzSubscriberConfig
+	logger watermill.LoggerAdapter
+
+	mu        sync.Mutex
+	closed    bool
+	consumers []*consumer
+}
+
+// NewFranzSubscriber creates the subscriber; it connects on Subscribe.
+func NewFranzSubscriber(cfg FranzSubscriberConfig, logger watermill.LoggerAdapter) (*FranzSubscriber, error) {
+	if cfg.ConsumerGroup == "" {
+		return nil, errors.New("franz subscriber: a consumer group is required")
+	}
+	if cfg.Window < 1 {
+		cfg.Window = 1
+	}
+	if cfg.NackResendSleep <= 0 {
+		cfg.NackResendSleep = 100 * time.Millisecond
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	return &FranzSubscriber{cfg: cfg, logger: logger}, nil
+}
+
+// Subscribe joins the consumer group on topic and returns its messages.
+func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("franz subscriber: closed")
+	}
+	c := newConsumer(s.cfg, topic, s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}))
+	opts := append(append([]kgo.Opt{}, s.cfg.ClientOptions...),
+		kgo.ConsumerGroup(s.cfg.ConsumerGroup),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(s.cfg.ResetOffset),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		// Only what the tracker marks is committed: never past an unacked message.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+	)
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.client = client
+	s.consumers = append(s.consumers, c)
+	go c.poll()
+	// As in watermill-kafka, the subscription ends when its context does: the router cancels
+	// it on shutdown and then waits for the channel to close.
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = c.close()
+		case <-c.pollCtx.Done():
+		}
+	}()
+	return c.out, nil
+}
+
+// Close stops consuming, waits (up to DrainTimeout) for the messages in flight to be acked,
+// commits their offsets and leaves the group. The router closes its subscribers as soon as it
+// starts closing, while handlers still run, so this drain is what lets a graceful shutdown
+// commit everything it answered.
+func (s *FranzSubscriber) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	for _, c := range s.consumers {
+		err = errors.Join(err, c.close())
+	}
+	return err
+}
+
+// consumer is one Subscribe: a group member reading one topic.
+type consumer struct {
+	cfg    FranzSubscriberConfig
+	topic  string
+	logger watermill.LoggerAdapter
+	client *kgo.Client
+	out    chan *message.Message
+
+	// stopPolling ends the poll loop; hardStop cancels the messages' contexts once the drain
+	// timeout has passed.
+	stopPolling context.CancelFunc
+	pollCtx     context.Context
+	hardStop    context.CancelFunc
+	msgCtx      context.Context
+	pollDone    chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+
+	// senders counts the goroutines that may send on out (partition workers, and messages
+	// awaiting their ack, which resend on a nack); out is closed only once they are all gone.
+	senders sync.WaitGroup
+
+	mu         sync.Mutex
+	partitions map[int32]*partitionWorker
+}
+
+func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.LoggerAdapter) *consumer {
+	c := &consumer{
+		cfg: cfg, topic: topic, logger: logger,
+		out:        make(chan *message.Message),
+		pollDone:   make(chan struct{}),
+		partitions: map[int32]*partitionWorker{},
+	}
+	c.pollCtx, c.stopPolling = context.WithCancel(context.Background())
+	c.msgCtx, c.hardStop = context.WithCancel(context.Background())
+	return c
+}
+
+func (c *consumer) poll() {
+	defer close(c.pollDone)
+	for {
+		fetches := c.client.PollRecords(c.pollCtx, 10_000)
+		if c.pollCtx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.logger.Error("Fetch failed; the client retries", err, watermill.LogFields{"kafka_partition": partition})
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			w := c.worker(p.Partition)
+			select {
+			case w.batches <- p.Records:
+			case <-w.stop: // revoked meanwhile: the new owner reads them again
+			case <-c.pollCtx.Done():
+			}
+		})
+	}
+}
+
+// worker returns the partition's worker, starting one if the partition is new.
+func (c *consumer) worker(partition int32) *partitionWorker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.partitions[partition]
+	if !ok {
+		w = &partitionWorker{
+			consumer:  c,
+			partition: partition,
+			batches:   make(chan []*kgo.Record, 4),
+			stop:      make(chan struct{}),
+			slots:     make(chan struct{}, c.cfg.Window),
+		}
+		c.partitions[partition] = w
+		c.senders.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+func (c *consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.logger.Info("Partitions assigned", watermill.LogFields{"partitions": assigned[c.topic]})
+}
+
+// revoked stops the revoked partitions, lets their messages in flight finish and commits them,
+// so the next owner starts after what this member answered.
+func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	workers := c.detach(revoked[c.topic])
+	c.logger.Info("Partitions revoked: finishing the messages in flight", watermill.LogFields{"partitions": revoked[c.topic]})
+	c.drain(workers, c.cfg.DrainTimeout)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.logger.Error("Committing the revoked partitions failed; their next owner may answer some requests again", err, nil)
+	}
+}
+
+// lost stops the lost partitions without committing: another member owns them already.
+func (c *consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.detach(lost[c.topic])
+	c.logger.Info("Partitions lost: their next owner answers what was in flight", watermill.LogFields{"partitions": lost[c.topic]})
+}
+
+func (c *consumer) detach(partitions []int32) []*partitionWorker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var workers []*partitionWorker
+	for _, p := range partitions {
+		if w, ok := c.partitions[p]; ok {
+			close(w.stop)
+			delete(c.partitions, p)
+			workers = append(workers, w)
+		}
+	}
+	return workers
+}
+
+// drain waits until the workers' messages in flight are acked or the timeout passes.
+func (c *consumer) drain(workers []*partitionWorker, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		for _, w := range workers {
+			w.inFlight.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		c.logger.Info("Gave up waiting for messages in flight; they will be delivered again", watermill.LogFields{"timeout": timeout})
+	}
+}
+
+// close ends the subscription once: stop polling, drain, commit, leave the group, close the
+// channel.
+func (c *consumer) close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.shutdown() })
+	return c.closeErr
+}
+
+func (c *consumer) shutdown() error {
+	c.stopPolling()
+	<-c.pollDone
+	c.mu.Lock()
+	all := make([]int32, 0, len(c.partitions))
+	for p := range c.partitions {
+		all = append(all, p)
+	}
+	c.mu.Unlock()
+	c.drain(c.detach(all), c.cfg.DrainTimeout)
+	c.hardStop() // what is still in flight gives up: it was not acked, so it is delivered again
+	c.senders.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.client.CommitMarkedOffsets(ctx)
+	c.client.Close() // leaves the group
+	close(c.out)
+	return err
+}
+
+// partitionWorker delivers one partition's records in offset order, with at most Window of them
+// in flight.
+type partitionWorker struct {
+	consumer  *consumer
+	partition int32
+	batches   chan []*kgo.Record
+	stop      chan struct{} // closed when the partition is revoked, lost or the consumer closes
+	slots     chan struct{} // the window: a message holds a slot until it is acked
+	inFlight  sync.WaitGroup
+	tracker   offsetTracker
+}
+
+func (w *partitionWorker) run() {
+	defer w.consumer.senders.Done()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case batch := <-w.batches:
+			for _, rec := range batch {
+				if !w.dispatch(rec) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// dispatch delivers rec once a slot of the window is free; false when the partition stopped.
+func (w *partitionWorker) dispatch(rec *kgo.Record) bool {
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.stop:
+		return false
+	}
+	msg := w.consumer.toMessage(rec)
+	w.tracker.dispatched(rec)
+	w.inFlight.Add(1)
+	if !w.deliver(msg) {
+		w.inFlight.Done()
+		return false
+	}
+	w.consumer.senders.Add(1)
+	go w.awaitAck(rec, msg)
+	return true
+}
+
+func (w *partitionWorker) deliver(msg *message.Message) bool {
+	select {
+	case <-w.stop:
+		return false // stopping: prefer not to start another message
+	default:
+	}
+	select {
+	case w.consumer.out <- msg:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+// awaitAck marks the committable offset once the message is acked, and delivers it again when
+// it is nacked.
+func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
+	defer w.consumer.senders.Done()
+	defer w.inFlight.Done()
+	defer func() { <-w.slots }()
+	for {
+		select {
+		case <-msg.Acked():
+			if committable := w.tracker.acked(rec); committable != nil {
+				w.consumer.client.MarkCommitRecords(committable)
+			}
+			return
+		case <-msg.Nacked():
+			select {
+			case <-time.After(w.consumer.cfg.NackResendSleep):
+			case <-w.stop:
+				return // not acked, so not committed: delivered again after the restart or rebalance
+			}
+			msg = msg.Copy()
+			msg.SetContext(w.consumer.messageContext(rec))
+			if !w.deliver(msg) {
+				return
+			}
+		case <-w.consumer.msgCtx.Done():
+			return
+		}
+	}
+}
+
+type franzSourceKey struct{}
+
+func (c *consumer) messageContext(rec *kgo.Record) context.Context {
+	return context.WithValue(c.msgCtx, franzSourceKey{}, rec)
+}
+
+// toMessage reads a record with watermill-kafka's DefaultMarshaler conventions.
+func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
+	var uuid string
+	metadata := make(message.Metadata, len(rec.Headers))
+	for _, h := range rec.Headers {
+		if h.Key == uuidHeader {
+			uuid = string(h.Value)
+			continue
+		}
+		metadata.Set(h.Key, string(h.Value))
+	}
+	msg := message.NewMessage(uuid, rec.Value)
+	msg.Metadata = metadata
+	msg.SetContext(c.messageContext(rec))
+	return msg
+}
+
+// FranzSource tells where a FranzSubscriber's message came from.
+func FranzSource(msg *message.Message) middleware.Source {
+	rec, ok := msg.Context().Value(franzSourceKey{}).(*kgo.Record)
+	if !ok {
+		return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
+	}
+	return middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key}
+}

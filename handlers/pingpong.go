@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -25,7 +24,7 @@ func (h PingPong) Handle(msg *message.Message) ([]*message.Message, error) {
 	if req.Message != "ping" {
 		return nil, notPing(req.TransactionID)
 	}
-	pong := message.NewMessage(watermill.NewUUID(), PongAnswer(req.TransactionID))
+	pong := message.NewMessage(NewID(), PongAnswer(req.TransactionID))
 	pong.Metadata.Set(TransactionIDMetadataKey, req.Key())
 	return []*message.Message{pong}, nil
 }

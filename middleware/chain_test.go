@@ -88,7 +88,9 @@ func newHarness(t *testing.T, h message.HandlerFunc, level logrus.Level) *harnes
 	return hs
 }
 
-func pingpong(msg *message.Message) ([]*message.Message, error) { return handlers.PingPong{}.Handle(msg) }
+func pingpong(msg *message.Message) ([]*message.Message, error) {
+	return handlers.PingPong{}.Handle(msg)
+}
 
 func request(body string) *message.Message { return message.NewMessage("in-1", []byte(body)) }
 
@@ -165,15 +167,15 @@ func TestRejectionsArePoisonedAtOnceWithHeaders(t *testing.T) {
 				t.Errorf("answer %s, want %s", rec.Payload, tc.answer)
 			}
 			want := map[string]string{
-				middleware.HeaderReasonCode:      string(tc.code),
-				middleware.HeaderTopic:           "t.requested",
-				middleware.HeaderPartition:       "3",
-				middleware.HeaderOffset:          "41",
-				middleware.HeaderSourceTimestamp: "2026-01-02T03:04:05Z",
-				middleware.HeaderAttempts:        "1", // never retried
-				middleware.HeaderOriginal:        tc.body,
-				middleware.HeaderOriginalKey:     "k1",
-				middleware.HeaderReplayCount:     "2", // carried over for dlq replay's bound
+				middleware.HeaderReasonCode:       string(tc.code),
+				middleware.HeaderTopic:            "t.requested",
+				middleware.HeaderPartition:        "3",
+				middleware.HeaderOffset:           "41",
+				middleware.HeaderSourceTimestamp:  "2026-01-02T03:04:05Z",
+				middleware.HeaderAttempts:         "1", // never retried
+				middleware.HeaderOriginal:         tc.body,
+				middleware.HeaderOriginalKey:      "k1",
+				middleware.HeaderReplayCount:      "2", // carried over for dlq replay's bound
 				handlers.TransactionIDMetadataKey: tc.txID,
 			}
 			for k, v := range want {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -95,7 +94,7 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 	code, reason, answer, id := classify(msg.Payload, handlerErr)
 	ev.Poisoned, ev.ReasonCode, ev.Reason, ev.Err = true, code, reason, handlerErr
 
-	record := message.NewMessage(watermill.NewUUID(), answer)
+	record := message.NewMessage(handlers.NewID(), answer)
 	record.SetContext(msg.Context())
 	// Like Watermill's PoisonQueue, keep the request's own metadata; ours is set after it, so a
 	// request cannot forge the headers that describe it.

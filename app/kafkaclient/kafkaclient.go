@@ -78,6 +78,9 @@ func Options(k config.Kafka) ([]kgo.Opt, error) {
 		kgo.DialTimeout(k.Timeout),
 		kgo.RetryTimeout(k.Timeout),
 		kgo.ClientID("pingpong"),
+		// No KIP-714 telemetry push to the brokers: it costs memory (an lz4 writer with 4 MB
+		// blocks) and the service exports its metrics to Prometheus itself.
+		kgo.DisableClientMetrics(),
 	}
 	tlsConfig, err := TLSConfig(k.TLS)
 	if err != nil {

@@ -13,6 +13,13 @@ import (
 	"github.com/pingpong/pingpong/middleware"
 )
 
+// Read-ahead bounds of the subscriber's fetches.
+const (
+	fetchMaxBytes          = 1 << 20
+	fetchMaxPartitionBytes = 256 << 10
+	pollMaxRecords         = 1000
+)
+
 // FranzSubscriberConfig configures a FranzSubscriber.
 type FranzSubscriberConfig struct {
 	// ClientOptions reach the cluster (kafkaclient.Options).
@@ -75,6 +82,10 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(s.cfg.ResetOffset),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		// Bounded read-ahead: the window, not the fetch buffer, keeps the partitions busy, and
+		// franz-go's default (50 MB a fetch) would hold a whole backlog in memory.
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		// Only what the tracker marks is committed: never past an unacked message.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
@@ -160,7 +171,7 @@ func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.Logge
 func (c *consumer) poll() {
 	defer close(c.pollDone)
 	for {
-		fetches := c.client.PollRecords(c.pollCtx, 10_000)
+		fetches := c.client.PollRecords(c.pollCtx, pollMaxRecords)
 		if c.pollCtx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
@@ -192,7 +203,7 @@ func (c *consumer) worker(partition int32) *partitionWorker {
 		w = &partitionWorker{
 			consumer:  c,
 			partition: partition,
-			batches:   make(chan []*kgo.Record, 4),
+			batches:   make(chan []*kgo.Record, 1),
 			stop:      make(chan struct{}),
 			slots:     make(chan struct{}, c.cfg.Window),
 		}

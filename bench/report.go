@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// render writes the results as the Markdown of docs/performance.md's figures.
+func render(o options, results []result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Figures\n\nMeasured by `go run ./bench` (`task bench`) on %s, %s. One in-process kfake broker; each system in its own process.\n\n", machine(), time.Now().UTC().Format("2006-01-02"))
+	ceiling := map[int]float64{}
+	for _, r := range results {
+		if r.system == systemCeiling && r.partitions > 0 {
+			ceiling[r.partitions] = r.perSecond
+		}
+	}
+	baseline := map[int]float64{}
+	for _, r := range results {
+		if r.system == systemWatermill && r.partitions > 0 {
+			baseline[r.partitions] = r.perSecond
+		}
+	}
+	fmt.Fprintf(&b, "### Drain of a preloaded backlog of %d mixed requests\n\n", o.requests)
+	b.WriteString("| system | partitions | requests/s | of the ceiling | × watermill-kafka defaults | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		if r.partitions == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, r.perSecond,
+			ratio(r.perSecond, ceiling[r.partitions], "%.0f%%", 100), ratio(r.perSecond, baseline[r.partitions], "%.1f×", 1), mib(r.peakRSS), r.lost, r.dups, r.wrong)
+	}
+	fmt.Fprintf(&b, "\n### End-to-end latency at a steady %d requests/s for %v (4 partitions)\n\n", o.rate, o.latencyFor)
+	b.WriteString("| system | p50 | p99 | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		if r.partitions != 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f MiB | %d | %d | %d |\n", r.system, ms(r.p50), ms(r.p99), mib(r.peakRSS), r.lost, r.dups, r.wrong)
+	}
+	return b.String()
+}
+
+func ratio(v, of float64, format string, scale float64) string {
+	if of <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format, v/of*scale)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// result is one measurement of one system.
+type result struct {
+	system     string
+	partitions int     // 0 for the latency run
+	perSecond  float64 // drain throughput
+	p50, p99   time.Duration
+	peakRSS    int64 // bytes
+	lost, dups int
+	wrong      int
+}
+
+func run(o options) error {
+	dir, err := os.MkdirTemp("", "pingpong-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	service, err := buildService(dir)
+	if err != nil {
+		return fmt.Errorf("building the service: %w", err)
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	var results []result
+	runID := 0
+	for _, partitions := range o.partitions {
+		for _, system := range o.systems {
+			runID++
+			r, err := drain(o, cluster, brokers, service, system, partitions, runID)
+			if err != nil {
+				return fmt.Errorf("%s, %d partitions: %w", system, partitions, err)
+			}
+			fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+				system, partitions, r.perSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+			results = append(results, r)
+		}
+	}
+	for _, system := range o.systems {
+		runID++
+		r, err := latency(o, cluster, brokers, service, system, runID)
+		if err != nil {
+			return fmt.Errorf("%s, latency: %w", system, err)
+		}
+		fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s: p50 %v, p99 %v, lost %d\n", system, o.rate, r.p50, r.p99, r.lost)
+		results = append(results, r)
+	}
+	report := render(o, results)
+	fmt.Print(report)
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(report), 0o644)
+	}
+	for _, r := range results {
+		if r.lost > 0 || r.wrong > 0 {
+			return errors.New("requests were lost or answered wrongly")
+		}
+	}
+	return nil
+}
+
+// process is a system under test, running.
+type process struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func start(service, system string, brokers []string, prefix string) (*process, error) {
+	var cmd *exec.Cmd
+	if system == systemService {
+		cmd = exec.Command(service)
+	} else {
+		cmd = exec.Command(os.Args[0])
+		cmd.Env = append(cmd.Env, "PINGPONG_BENCH_CHILD="+system)
+	}
+	cmd.Env = append(os.Environ(), append(cmd.Env,
+		"KAFKA_BROKERS="+strings.Join(brokers, ","),
+		"TOPIC_PREFIX="+prefix,
+		"KAFKA_CONSUMER_GROUP="+prefix,
+		"HTTP_ADDR=127.0.0.1:0",
+		"LOG_LEVEL=warn",
+	)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// peakRSS is the process's high-water mark of resident memory (VmHWM).
+func (p *process) peakRSS() int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return -1
+}
+
+func (p *process) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return errors.New("did not stop within 30s of SIGTERM")
+	}
+}
+
+func topics(cluster *kfake.Cluster, prefix string, partitions int) error {
+	for _, suffix := range []string{".requested", ".succeeded", ".failed"} {
+		if err := cluster.CreateTopic(prefix+suffix, int32(partitions), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func client(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0)}, opts...)...)
+}
+
+// drain preloads a backlog, starts the system and times it from its first answer to its last.
+func drain(o options, cluster *kfake.Cluster, brokers []string, service, system string, partitions, runID int) (result, error) {
+	prefix := fmt.Sprintf("bench%d", runID)
+	if err := topics(cluster, prefix, partitions); err != nil {
+		return result{}, err
+	}
+	reqs := requests(prefix, o.requests, partitions)
+	producer, err := client(brokers)
+	if err != nil {
+		return result{}, err
+	}
+	defer producer.Close()
+	if err := produce(producer, prefix, reqs); err != nil {
+		return result{}, err
+	}
+	reader, err := newAnswerReader(brokers, prefix)
+	if err != nil {
+		return result{}, err
+	}
+	defer reader.close()
+
+	p, err := start(service, system, brokers, prefix)
+	if err != nil {
+		return result{}, err
+	}
+	reader.waitFor(reqs, 5*time.Minute)
+	peak := p.peakRSS()
+	stopErr := p.stop()
+	tally := reader.tally(reqs)
+	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong)}
+	if first, last := reader.span(); last.After(first) {
+		r.perSecond = float64(o.requests-1) / last.Sub(first).Seconds()
+	}
+	return r, stopErr
+}
+
+// latency sends requests at a steady rate to a running system and measures, per request, the
+// time from its send to its answer being read back.
+func latency(o options, cluster *kfake.Cluster, brokers []string, service, system string, runID int) (result, error) {
+	prefix := fmt.Sprintf("bench%d", runID)
+	if err := topics(cluster, prefix, 4); err != nil {
+		return result{}, err
+	}
+	reader, err := newAnswerReader(brokers, prefix)
+	if err != nil {
+		return result{}, err
+	}
+	defer reader.close()
+	p, err := start(service, system, brokers, prefix)
+	if err != nil {
+		return result{}, err
+	}
+	producer, err := client(brokers)
+	if err != nil {
+		return result{}, err
+	}
+	defer producer.Close()
+
+	// Warm up: the system has joined its group once a ping is answered.
+	warm := requests(prefix+"-warm", 4, 4)
+	if err := produce(producer, prefix, warm); err != nil {
+		return result{}, err
+	}
+	if !reader.waitFor(warm, time.Minute) {
+		_ = p.stop()
+		return result{}, errors.New("the warm-up requests were not answered")
+	}
+
+	n := int(o.latencyFor.Seconds() * float64(o.rate))
+	reqs := requests(prefix, n, 4)
+	sent := make(map[string]time.Time, n)
+	interval := time.Second / time.Duration(o.rate)
+	next := time.Now()
+	for i := range reqs {
+		time.Sleep(time.Until(next))
+		next = next.Add(interval)
+		sent[reqs[i].Tag] = time.Now()
+		producer.Produce(context.Background(), record(prefix, reqs[i]), nil)
+	}
+	reader.waitFor(reqs, time.Minute)
+	peak := p.peakRSS()
+	stopErr := p.stop()
+	tally := reader.tally(reqs)
+	var delays []time.Duration
+	for tag, at := range reader.firstAnswerAt(reqs) {
+		delays = append(delays, at.Sub(sent[tag]))
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong)}
+	if len(delays) > 0 {
+		r.p50, r.p99 = delays[len(delays)/2], delays[len(delays)*99/100]
+	}
+	return r, stopErr
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func machine() string {
+	cpu := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

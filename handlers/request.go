@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -54,49 +53,53 @@ func Decode(body []byte, maxBytes int) (Request, error) {
 	if !utf8.Valid(body) {
 		return Request{}, malformed(nil, "the request is not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		if !json.Valid(body) {
-			return Request{}, malformed(nil, "the request is not JSON")
-		}
+	// Keys are matched exactly, as the original did: "Transaction-ID" is not "transaction-id".
+	top, isObject, err := fields(body, "transaction-id", "payload")
+	switch {
+	case err != nil:
+		return Request{}, malformed(nil, "the request is not JSON: "+err.Error())
+	case !isObject:
 		return Request{}, malformed(nil, "the request is not a JSON object")
 	}
-
-	// Maps, not a struct: encoding/json matches struct fields case-insensitively, and the
-	// contract's keys are exact ("Transaction-ID" is not "transaction-id").
-	var envelope map[string]json.RawMessage
-	if err := json.Unmarshal(body, &envelope); err != nil {
-		return Request{}, malformed(nil, "the request is not JSON: "+jsonProblem(err))
-	}
-
-	id, err := transactionID(envelope)
+	id, err := transactionID(top[0])
 	if err != nil {
 		return Request{}, err
 	}
-	rawPayload, ok := envelope["payload"]
-	if !ok {
+	rawPayload := top[1]
+	if rawPayload == nil {
 		return Request{}, malformed(id, "payload is missing")
 	}
-	var payload map[string]json.RawMessage
-	if rawPayload[0] != '{' || json.Unmarshal(rawPayload, &payload) != nil {
+	if rawPayload[0] != '{' {
 		return Request{}, malformed(id, "payload is not a JSON object")
 	}
-	rawMessage, ok := payload["message"]
-	if !ok {
+	inner, _, _ := fields(rawPayload, "message") // valid already: it is part of body
+	rawMessage := inner[0]
+	if rawMessage == nil {
 		return Request{}, malformed(id, "payload.message is missing")
 	}
-	var message string
-	if rawMessage[0] != '"' || json.Unmarshal(rawMessage, &message) != nil {
+	message, ok := jsonString(rawMessage)
+	if !ok {
 		return Request{}, malformed(id, "payload.message is not a string")
 	}
 	return Request{TransactionID: id, Message: message}, nil
 }
 
+// jsonString decodes a raw JSON value that must be a string.
+func jsonString(raw []byte) (string, bool) {
+	if raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(raw, &s) == nil
+}
+
 // transactionID accepts a non-empty string or a number: the two kinds a client can correlate an
 // answer with and the two kinds a record key can be made of.
-func transactionID(envelope map[string]json.RawMessage) (json.RawMessage, error) {
-	raw, ok := envelope["transaction-id"]
-	if !ok {
+func transactionID(raw json.RawMessage) (json.RawMessage, error) {
+	if raw == nil {
 		return nil, malformed(nil, "transaction-id is missing")
 	}
 	switch c := raw[0]; {
@@ -112,13 +115,4 @@ func transactionID(envelope map[string]json.RawMessage) (json.RawMessage, error)
 	default:
 		return nil, malformed(nil, "transaction-id is neither a string nor a number")
 	}
-}
-
-// jsonProblem keeps the parser's words but not the Go type names it sometimes adds.
-func jsonProblem(err error) string {
-	var syntax *json.SyntaxError
-	if errors.As(err, &syntax) {
-		return fmt.Sprintf("%s (at byte %d)", syntax.Error(), syntax.Offset)
-	}
-	return err.Error()
 }

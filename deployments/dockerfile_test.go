@@ -3,6 +3,8 @@ package deployments
 import (
 	"debug/elf"
 	"encoding/json"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/distribution/reference"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -217,9 +221,91 @@ func buildCommand(t *testing.T, build stage) (script string, env map[string]stri
 	return script, env
 }
 
+// buildContext copies what `docker build .` sends to the builder, the repository less what
+// .dockerignore leaves out (matched with Docker's own pattern matcher), to a new directory.
+func buildContext(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatalf("no .dockerignore: %v", err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	ignored, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	dir := t.TempDir()
+	err = filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(repoRoot, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		skip, err := ignored.MatchesOrParentMatches(filepath.ToSlash(rel))
+		switch {
+		case err != nil:
+			return err
+		case skip && d.IsDir() && !ignored.Exclusions():
+			return filepath.SkipDir
+		case skip:
+			return nil
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		case !d.Type().IsRegular():
+			return nil
+		}
+		return copyFile(path, filepath.Join(dir, rel))
+	})
+	if err != nil {
+		t.Fatalf("copying the build context: %v", err)
+	}
+	return dir
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func TestDockerignoreKeepsTheContextSmall(t *testing.T) {
+	ctx := buildContext(t)
+	for _, left := range []string{".git", "deployments", "docs", "compose.yaml"} {
+		if _, err := os.Stat(filepath.Join(ctx, left)); err == nil {
+			t.Errorf("the build context holds %s, which the image does not need", left)
+		}
+	}
+	for _, kept := range []string{"go.mod", "go.sum", "app"} {
+		if _, err := os.Stat(filepath.Join(ctx, kept)); err != nil {
+			t.Errorf("the build context lacks %s, which the build needs", kept)
+		}
+	}
+}
+
 // TestDockerfileBuildsAStaticStampedBinary runs the build stage's own command line here, as
-// the image build would (sh -c, the stage's ENV and ARGs), and checks what it makes: a static
-// binary that reports the version and commit it was given.
+// the image build would (sh -c in the build context .dockerignore leaves, the stage's ENV and
+// ARGs), and checks what it makes: a static binary that reports the version and commit it was
+// given.
 func TestDockerfileBuildsAStaticStampedBinary(t *testing.T) {
 	stages := parseDockerfile(t)
 	build := stages[0]
@@ -250,7 +336,7 @@ func TestDockerfileBuildsAStaticStampedBinary(t *testing.T) {
 	env["VERSION"], env["COMMIT"] = "v9.8.7-dockerfile-test", "0123abc"
 	env["TARGETOS"], env["TARGETARCH"] = runtime.GOOS, runtime.GOARCH
 	cmd := exec.Command("sh", "-c", script)
-	cmd.Dir = repoRoot
+	cmd.Dir = buildContext(t)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

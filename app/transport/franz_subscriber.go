@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -362,8 +363,8 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 	for {
 		select {
 		case <-msg.Acked():
-			if committable := w.tracker.acked(rec); committable != nil {
-				w.consumer.client.MarkCommitRecords(committable)
+			if commit, ok := w.tracker.acked(rec.Offset); ok {
+				w.consumer.client.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{rec.Topic: {rec.Partition: commit}})
 			}
 			return
 		case <-msg.Nacked():
@@ -386,10 +387,13 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 type franzSourceKey struct{}
 
 func (c *consumer) messageContext(rec *kgo.Record) context.Context {
-	return context.WithValue(c.msgCtx, franzSourceKey{}, rec)
+	src := middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)}
+	return context.WithValue(c.msgCtx, franzSourceKey{}, src)
 }
 
-// toMessage reads a record with watermill-kafka's DefaultMarshaler conventions.
+// toMessage reads a record with watermill-kafka's DefaultMarshaler conventions. The value is
+// copied: a record's value points into its whole fetched batch, which would otherwise stay in
+// memory for as long as any of its messages is in flight.
 func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 	var uuid string
 	metadata := make(message.Metadata, len(rec.Headers))
@@ -400,7 +404,7 @@ func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 		}
 		metadata.Set(h.Key, string(h.Value))
 	}
-	msg := message.NewMessage(uuid, rec.Value)
+	msg := message.NewMessage(uuid, bytes.Clone(rec.Value))
 	msg.Metadata = metadata
 	msg.SetContext(c.messageContext(rec))
 	return msg
@@ -408,9 +412,8 @@ func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 
 // FranzSource tells where a FranzSubscriber's message came from.
 func FranzSource(msg *message.Message) middleware.Source {
-	rec, ok := msg.Context().Value(franzSourceKey{}).(*kgo.Record)
-	if !ok {
-		return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
+	if src, ok := msg.Context().Value(franzSourceKey{}).(middleware.Source); ok {
+		return src
 	}
-	return middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key}
+	return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
 }

@@ -17,33 +17,36 @@ type offsetTracker struct {
 	head    int
 }
 
+// trackedRecord keeps a record's position, not the record: a *kgo.Record would keep its whole
+// fetched batch in memory until the offset is committable.
 type trackedRecord struct {
-	record *kgo.Record
+	offset kgo.EpochOffset
 	acked  bool
 }
 
 // dispatched records that rec is in flight. Records are dispatched in offset order.
 func (t *offsetTracker) dispatched(rec *kgo.Record) {
 	t.mu.Lock()
-	t.pending = append(t.pending, trackedRecord{record: rec})
+	t.pending = append(t.pending, trackedRecord{offset: kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}})
 	t.mu.Unlock()
 }
 
-// acked records that rec's answer is acknowledged. It returns the last record of the run of
-// acked records at the start of the window: everything up to it may be committed. It returns nil
+// acked records that the record at offset is acknowledged. It returns the offset to commit
+// (one past the last record of the run of acked records at the start of the window), and false
 // while an earlier record is still in flight.
-func (t *offsetTracker) acked(rec *kgo.Record) *kgo.Record {
+func (t *offsetTracker) acked(offset int64) (kgo.EpochOffset, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	window := t.pending[t.head:]
-	i := sort.Search(len(window), func(i int) bool { return window[i].record.Offset >= rec.Offset })
-	if i == len(window) || window[i].record.Offset != rec.Offset {
-		return nil // not tracked (already committable)
+	i := sort.Search(len(window), func(i int) bool { return window[i].offset.Offset >= offset })
+	if i == len(window) || window[i].offset.Offset != offset {
+		return kgo.EpochOffset{}, false // not tracked (already committable)
 	}
 	window[i].acked = true
-	var committable *kgo.Record
+	committable, ok := kgo.EpochOffset{}, false
 	for t.head < len(t.pending) && t.pending[t.head].acked {
-		committable = t.pending[t.head].record
+		committable, ok = t.pending[t.head].offset, true
+		committable.Offset++ // a committed offset is the next one to read
 		t.pending[t.head] = trackedRecord{}
 		t.head++
 	}
@@ -51,7 +54,7 @@ func (t *offsetTracker) acked(rec *kgo.Record) *kgo.Record {
 		t.pending = append(t.pending[:0], t.pending[t.head:]...)
 		t.head = 0
 	}
-	return committable
+	return committable, ok
 }
 
 // inFlight counts the records not yet committable.

@@ -19,9 +19,9 @@ func TestTrackerCommitsOnlyUpToTheLowestUnacked(t *testing.T) {
 		want int // index of the committable record, -1 none
 	}{{2, -1}, {1, -1}, {0, 2}, {4, -1}, {3, 4}, {5, 5}}
 	for _, s := range steps {
-		got := tr.acked(recs[s.ack])
-		if (s.want < 0) != (got == nil) || (got != nil && got != recs[s.want]) {
-			t.Fatalf("after acking %d: committable %v, want index %d", recs[s.ack].Offset, got, s.want)
+		got, ok := tr.acked(recs[s.ack].Offset)
+		if (s.want < 0) == ok || (ok && got.Offset != recs[s.want].Offset+1) {
+			t.Fatalf("after acking %d: commit %v (%v), want up to index %d", recs[s.ack].Offset, got, ok, s.want)
 		}
 	}
 	if tr.inFlight() != 0 {
@@ -41,16 +41,16 @@ func TestTrackerRandomAckOrder(t *testing.T) {
 	highest := int64(-1)
 	for _, i := range rand.Perm(n) {
 		acked[i] = true
-		if c := tr.acked(recs[i]); c != nil {
-			for j := int64(0); j <= c.Offset; j++ {
+		if c, ok := tr.acked(recs[i].Offset); ok {
+			for j := int64(0); j < c.Offset; j++ {
 				if !acked[j] {
-					t.Fatalf("offset %d committable while %d is unacked", c.Offset, j)
+					t.Fatalf("commit at %d while %d is unacked", c.Offset, j)
 				}
 			}
-			if c.Offset <= highest {
-				t.Fatalf("the committable offset went back from %d to %d", highest, c.Offset)
+			if c.Offset-1 <= highest {
+				t.Fatalf("the committed offset went back from %d to %d", highest+1, c.Offset)
 			}
-			highest = c.Offset
+			highest = c.Offset - 1
 		}
 	}
 	if highest != n-1 {

@@ -71,7 +71,9 @@ func run(o options) error {
 	report := render(o, results)
 	fmt.Print(report)
 	if o.out != "" {
-		return os.WriteFile(o.out, []byte(report), 0o644)
+		if err := writeFigures(o.out, report); err != nil {
+			return err
+		}
 	}
 	for _, r := range results {
 		if r.lost > 0 || r.wrong > 0 {
@@ -258,4 +260,26 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// The figures go between these markers of the output file; the prose around them stays.
+const (
+	figuresStart = "<!-- figures: written by go run ./bench -->"
+	figuresEnd   = "<!-- end of figures -->"
+)
+
+func writeFigures(path, figures string) error {
+	doc, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	text := string(doc)
+	start, end := strings.Index(text, figuresStart), strings.Index(text, figuresEnd)
+	block := figuresStart + "\n" + figures + figuresEnd
+	if start < 0 || end < start {
+		text = strings.TrimRight(text, "\n") + "\n\n" + block + "\n"
+	} else {
+		text = text[:start] + block + text[end+len(figuresEnd):]
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
 }

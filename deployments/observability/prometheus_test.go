@@ -57,7 +57,9 @@ func TestDashboardAndAlertsOnRealPrometheus(t *testing.T) {
 
 	brokers := startBroker(t)
 	svcAddr := startService(t, ctx, brokers)
-	go produceLoad(ctx, t, brokers)
+	loadDone := make(chan struct{})
+	go func() { defer close(loadDone); produceLoad(ctx, t, brokers) }()
+	t.Cleanup(func() { <-loadDone }) // after cancel: the load stops with the test
 	prom := startPrometheus(t, promBin, svcAddr)
 
 	d := loadDashboard(t)
@@ -115,6 +117,11 @@ func TestDashboardAndAlertsOnRealPrometheus(t *testing.T) {
 			len(empty), strings.Join(empty, "\n"), prom.targetHealth(ctx))
 	}
 	t.Logf("%d queries of the dashboard and the rules (and their selectors) ran and found the service's series", len(queries))
+
+	// The job variable lists the service's job, so that choosing it selects the service.
+	if jobs := prom.labelValues(ctx, t, jobVariableSelector(t, d), "job"); !slices.Contains(jobs, scrapeJob) {
+		t.Errorf("the job variable would offer %v, not the service's job %q", jobs, scrapeJob)
+	}
 
 	// The rules as Prometheus evaluates them: every rule healthy, and only the expected alerts
 	// active (pending: their "for" has not passed in this short test).
@@ -179,6 +186,18 @@ func substitute(t *testing.T, d dashboard, expr string) string {
 		return ref
 	})
 	return out
+}
+
+// jobVariableSelector is the selector of the job variable's label_values query, substituted.
+func jobVariableSelector(t *testing.T, d dashboard) string {
+	t.Helper()
+	for _, v := range d.Templating.List {
+		if selector, label, ok := labelValuesQuery(v.queryText()); ok && v.Name == "job" && label == "job" {
+			return substitute(t, d, selector)
+		}
+	}
+	t.Fatal("the dashboard has no job variable of the form label_values(<selector>, job)")
+	return ""
 }
 
 // labelValuesQuery splits Grafana's label_values(selector, label).
@@ -405,6 +424,28 @@ func (p *prometheus) query(ctx context.Context, expr string) (int, error) {
 		return 1, nil //nolint:nilerr // not a vector: one value
 	}
 	return len(result.Result), nil
+}
+
+// labelValues is what Grafana's label_values(selector, label) would list.
+func (p *prometheus) labelValues(ctx context.Context, t *testing.T, selector, label string) []string {
+	t.Helper()
+	data, err := p.get(ctx, "/api/v1/query", url.Values{"query": {fmt.Sprintf("count by (%s) (%s)", label, selector)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(data, &result); err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, r := range result.Result {
+		values = append(values, r.Metric[label])
+	}
+	return values
 }
 
 // targetHealth is what Prometheus says about its scrape of the service, for failure messages.

@@ -196,10 +196,14 @@ func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for !strings.Contains(p.output.String(), "Starting handler") {
-		if ctx.Err() != nil {
-			t.Fatalf("the service did not start; is 127.0.0.1:9092 or :8080 in use?")
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("the service exited (%v); is 127.0.0.1:9092 or :8080 in use?", err)
+		case <-ctx.Done():
+			t.Fatalf("the service did not start within a minute")
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	produce := exec.CommandContext(ctx, kcat, "-P", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.requested")
 	produce.Stdin = strings.NewReader(`{"transaction-id": "kcat-1", "payload": {"message": "ping"}}` + "\n")

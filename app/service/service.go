@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/buildinfo"
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
+	"github.com/pingpong/pingpong/app/lag"
 	"github.com/pingpong/pingpong/app/logging"
 	"github.com/pingpong/pingpong/app/transport"
 	"github.com/pingpong/pingpong/handlers"
@@ -103,6 +105,11 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	if s.probe, err = kgo.NewClient(opts...); err != nil {
 		return nil, fmt.Errorf("creating the Kafka client: %w", err)
 	}
+	// Consumer lag on /metrics, measured in the background (package lag says why).
+	consumerLag := lag.NewCollector(kadm.NewClient(s.probe), lag.Config{Group: cfg.ConsumerGroup, Topic: topics.Requested,
+		UncommittedFromStart: cfg.ConsumerOffset == config.OffsetEarliest, Timeout: cfg.Kafka.Timeout, Logger: s.log})
+	s.closers = append(s.closers, consumerLag.Close)
+	s.registry.MustRegister(consumerLag)
 	if s.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}

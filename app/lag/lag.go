@@ -1,0 +1,262 @@
+// Package lag measures how far the service's consumer group is behind its input topic and
+// exports it as Prometheus metrics, so that lag is on the service's own /metrics without a
+// separate exporter.
+//
+// A Collector polls the cluster in the background, every Interval and bounded by Timeout, and a
+// scrape reads the last measurement. It does not ask the cluster on each scrape: every replica of
+// the service exports the same group's lag, and every Prometheus of an HA pair scrapes every
+// replica, so measuring on scrape would multiply the admin requests by replicas x scrapers and
+// tie the scrape's latency to the cluster's. Polling keeps the load at one measurement per
+// replica per Interval whoever scrapes, and a scrape never waits for the cluster.
+//
+// Lag is counted in records, per partition: the partition's end offset (the offset the next
+// record will get) minus the group's committed offset (the next record the group will read).
+// Lag in seconds is not exported: it needs the timestamp of the record at the committed offset,
+// that is one fetch per partition per poll, and dividing the lag by the consumption rate would be
+// an estimate dressed as a measurement. The end-to-end latency histogram gives the time view.
+package lag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Defaults for a Config left at zero.
+const (
+	DefaultInterval = 10 * time.Second
+	// staleIntervals is how many intervals a measurement outlives failed polls: long enough
+	// that one failed poll does not blank the lag (and reset an alert's "for"), short enough
+	// that an outage does not show an old lag as current.
+	staleIntervals = 3
+)
+
+// Config says whose lag to measure and how often.
+type Config struct {
+	// Group is the consumer group (KAFKA_CONSUMER_GROUP).
+	Group string
+	// Topic is the topic the group consumes (<prefix>.requested).
+	Topic string
+	// UncommittedFromStart says where the group starts on a partition it never committed to:
+	// from the log start (KAFKA_CONSUMER_OFFSET=earliest), so everything in the partition is
+	// lag, or from the end (latest), so nothing is.
+	UncommittedFromStart bool
+	// Interval between two polls; 0 means DefaultInterval.
+	Interval time.Duration
+	// Timeout bounds one poll; 0 means Interval.
+	Timeout time.Duration
+	// StaleAfter is how long a measurement is exported when the polls after it fail; 0 means
+	// three intervals.
+	StaleAfter time.Duration
+	// Logger receives a line when polls start failing and when they recover; nil logs nothing.
+	Logger *logrus.Entry
+}
+
+// Partition is one partition's measurement.
+type Partition struct {
+	Partition int32
+	// End is the partition's end offset: the offset the next record produced will get.
+	End int64
+	// Committed is the group's committed offset, or -1 if the group never committed here.
+	Committed int64
+	// Lag is the records the group has still to read.
+	Lag int64
+}
+
+// Collector is a prometheus.Collector of the group's lag, measured in the background.
+type Collector struct {
+	cfg Config
+	adm *kadm.Client
+
+	lag, end, committed *prometheus.Desc
+	pollErrors          prometheus.Counter
+
+	mu       sync.Mutex
+	last     []Partition
+	lastAt   time.Time
+	failing  bool
+	stop     context.CancelFunc
+	stopped  chan struct{}
+	stopOnce sync.Once
+}
+
+// NewCollector starts measuring at once and then every cfg.Interval, until Close. Register it
+// with a prometheus.Registerer to export the measurements.
+func NewCollector(adm *kadm.Client, cfg Config) *Collector {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cfg.Interval
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = staleIntervals * cfg.Interval
+	}
+	labels := []string{"group", "topic", "partition"}
+	c := &Collector{
+		cfg: cfg,
+		adm: adm,
+		lag: prometheus.NewDesc("pingpong_consumer_lag",
+			"Records of the partition the consumer group has still to read: end offset minus committed offset, measured every few seconds.",
+			labels, nil),
+		end: prometheus.NewDesc("pingpong_consumer_end_offset",
+			"End offset of a partition the consumer group reads: the offset the next record produced gets. It only grows; its rate is the rate records arrive.",
+			labels, nil),
+		committed: prometheus.NewDesc("pingpong_consumer_committed_offset",
+			"Offset the consumer group committed on the partition (the next record it reads), or -1 if it never committed there. Its rate is the rate records are done.",
+			labels, nil),
+		pollErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pingpong_consumer_lag_poll_errors_total",
+			Help: "Lag measurements that failed (the cluster did not answer in time, or refused); the lag is not exported once it is stale.",
+		}),
+		stopped: make(chan struct{}),
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	go c.loop(ctx)
+	return c
+}
+
+func (c *Collector) loop(ctx context.Context) {
+	defer close(c.stopped)
+	ticker := time.NewTicker(c.cfg.Interval)
+	defer ticker.Stop()
+	for {
+		_ = c.Poll(ctx) // a failure is counted and logged by Poll, and the next tick tries again
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// Close stops polling and waits for a poll under way to end. It never fails; the error is for
+// the shape of a closer.
+func (c *Collector) Close() error {
+	c.stopOnce.Do(func() {
+		c.stop()
+		<-c.stopped
+	})
+	return nil
+}
+
+// Poll measures the lag now and keeps the measurement for the next scrapes. The background loop
+// calls it every Interval; it is exported for callers that want a fresh measurement at once.
+func (c *Collector) Poll(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	partitions, err := c.measure(ctx)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+			return err // closing, not failing
+		}
+		c.pollErrors.Inc()
+		if !c.failing && c.cfg.Logger != nil {
+			c.cfg.Logger.WithError(err).WithFields(logrus.Fields{"group": c.cfg.Group, "topic": c.cfg.Topic}).
+				Warn("Could not measure the consumer lag; retrying every interval")
+		}
+		c.failing = true
+		return err
+	}
+	if c.failing && c.cfg.Logger != nil {
+		c.cfg.Logger.WithFields(logrus.Fields{"group": c.cfg.Group, "topic": c.cfg.Topic}).Info("Measuring the consumer lag again")
+	}
+	c.failing = false
+	c.last, c.lastAt = partitions, time.Now()
+	return nil
+}
+
+// measure asks the cluster for the topic's end offsets (and start offsets, if an uncommitted
+// partition counts from the start) and the group's commits on the topic.
+func (c *Collector) measure(ctx context.Context) ([]Partition, error) {
+	ends, err := c.adm.ListEndOffsets(ctx, c.cfg.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the end offsets of %s: %w", c.cfg.Topic, err)
+	}
+	var starts kadm.ListedOffsets
+	if c.cfg.UncommittedFromStart {
+		if starts, err = c.adm.ListStartOffsets(ctx, c.cfg.Topic); err == nil {
+			err = starts.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing the start offsets of %s: %w", c.cfg.Topic, err)
+		}
+	}
+	// FetchOffsetsForTopics answers -1 for every partition the group has not committed to. A
+	// group that does not exist yet (no instance ever joined) has committed nothing: some
+	// brokers say so with GROUP_ID_NOT_FOUND.
+	commits, err := c.adm.FetchOffsetsForTopics(ctx, c.cfg.Group, c.cfg.Topic)
+	if err == nil {
+		err = commits.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		commits, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetching the offsets group %s committed on %s: %w", c.cfg.Group, c.cfg.Topic, err)
+	}
+
+	var partitions []Partition
+	ends.Each(func(end kadm.ListedOffset) {
+		p := Partition{Partition: end.Partition, End: end.Offset, Committed: -1}
+		if commit, ok := commits.Lookup(end.Topic, end.Partition); ok && commit.At >= 0 {
+			p.Committed = commit.At
+		}
+		switch {
+		case p.Committed >= 0:
+			p.Lag = p.End - p.Committed
+		case c.cfg.UncommittedFromStart:
+			start, _ := starts.Lookup(end.Topic, end.Partition)
+			p.Lag = p.End - start.Offset
+		}
+		// A commit can be ahead of the end offset a moment after a leader change.
+		p.Lag = max(p.Lag, 0)
+		partitions = append(partitions, p)
+	})
+	return partitions, nil
+}
+
+// Partitions is the last measurement still fresh (see Config.StaleAfter), or nil.
+func (c *Collector) Partitions() []Partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || time.Since(c.lastAt) > c.cfg.StaleAfter {
+		return nil
+	}
+	return append([]Partition(nil), c.last...)
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lag
+	ch <- c.end
+	ch <- c.committed
+	c.pollErrors.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: the last fresh measurement, nothing for the lag when
+// there is none (an unknown lag is absent, not 0).
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.Partitions() {
+		labels := []string{c.cfg.Group, c.cfg.Topic, strconv.Itoa(int(p.Partition))}
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(p.Lag), labels...)
+		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.End), labels...)
+		ch <- prometheus.MustNewConstMetric(c.committed, prometheus.GaugeValue, float64(p.Committed), labels...)
+	}
+	c.pollErrors.Collect(ch)
+}

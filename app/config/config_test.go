@@ -14,17 +14,14 @@ import (
 func load(t *testing.T, args []string, env map[string]string) (config.Service, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	var c config.Service
-	c.Kafka.AddFlags(fs)
-	c.Logging.AddFlags(fs)
-	c.AddFlags(fs)
+	cp := config.ServiceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	if err := config.ApplyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		return c, err
+		return *cp, err
 	}
-	return c, c.Validate()
+	return *cp, cp.Validate()
 }
 
 func TestDefaults(t *testing.T) {
@@ -71,10 +68,7 @@ func TestEveryVariableHasAFlag(t *testing.T) {
 		}
 	}
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	var c config.Service
-	c.Kafka.AddFlags(fs)
-	c.Logging.AddFlags(fs)
-	c.AddFlags(fs)
+	config.ServiceFlags(fs)
 	for _, env := range names {
 		f := fs.Lookup(config.FlagName(env))
 		if f == nil || config.EnvOf(f) != env || !strings.Contains(f.Usage, "(env "+env+")") {

@@ -111,9 +111,16 @@ func invalid(env, value, problem string) error {
 // the Helm chart and the docs may set. Tests compare them against it, so they cannot drift.
 func ServiceEnvNames() []string {
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	var s Service
+	ServiceFlags(fs)
+	return EnvNames(fs)
+}
+
+// ServiceFlags registers every setting the service reads on fs, the shared ones and its own, and
+// returns the configuration they fill in: what the binary's flags and environment make of it.
+func ServiceFlags(fs *pflag.FlagSet) *Service {
+	s := &Service{}
 	s.Kafka.AddFlags(fs)
 	s.Logging.AddFlags(fs)
 	s.AddFlags(fs)
-	return EnvNames(fs)
+	return s
 }

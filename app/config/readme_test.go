@@ -23,10 +23,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 		rows[m[1]] = m[2:]
 	}
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	var s config.Service
-	s.Kafka.AddFlags(fs)
-	s.Logging.AddFlags(fs)
-	s.AddFlags(fs)
+	config.ServiceFlags(fs)
 	for _, env := range config.ServiceEnvNames() {
 		r, ok := rows[env]
 		if !ok {

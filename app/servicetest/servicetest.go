@@ -4,19 +4,20 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/logging"
 	"github.com/pingpong/pingpong/app/service"
 )
 
@@ -44,10 +45,7 @@ func Cluster(t testing.TB, partitions int, opts ...kfake.Opt) *kfake.Cluster {
 func Config(t testing.TB, brokers []string) config.Service {
 	t.Helper()
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	var c config.Service
-	c.Kafka.AddFlags(fs)
-	c.Logging.AddFlags(fs)
-	c.AddFlags(fs)
+	c := config.ServiceFlags(fs)
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +57,7 @@ func Config(t testing.TB, brokers []string) config.Service {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return *c
 }
 
 // Running is a service started by Start.
@@ -71,15 +69,23 @@ type Running struct {
 // Stop shuts the service down as SIGTERM would and returns Run's error.
 func (r *Running) Stop() error { return r.stop() }
 
-// Start runs the service until Stop or the end of the test. Logs go to the test's log when
-// verbose (go test -v), else nowhere.
+// Start runs the service until Stop or the end of the test. Its logs are shown when the test
+// fails (all of them with go test -v).
 func Start(t testing.TB, cfg config.Service) *Running {
 	t.Helper()
-	logger := logrus.New()
-	logger.SetOutput(io.Discard)
+	logs := &syncBuffer{}
+	logger, err := logging.New(cfg.Logging, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if testing.Verbose() {
 		logger.SetOutput(testWriter{t})
 	}
+	t.Cleanup(func() {
+		if t.Failed() && logs.Len() > 0 {
+			t.Logf("service logs:\n%s", logs.String())
+		}
+	})
 	svc, err := service.New(cfg, logger)
 	if err != nil {
 		t.Fatalf("starting the service: %v", err)
@@ -107,6 +113,30 @@ func Start(t testing.TB, cfg config.Service) *Running {
 }
 
 type testWriter struct{ t testing.TB }
+
+// syncBuffer is a bytes.Buffer the service's goroutines can log to at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

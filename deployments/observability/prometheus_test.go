@@ -19,13 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/config"
-	"github.com/pingpong/pingpong/app/service"
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 // scrapeJob is the job name Prometheus gives the service in this test.
@@ -56,7 +54,7 @@ func TestDashboardAndAlertsOnRealPrometheus(t *testing.T) {
 	defer cancel()
 
 	brokers := startBroker(t)
-	svcAddr := startService(t, ctx, brokers)
+	svcAddr := startService(t, brokers)
 	loadDone := make(chan struct{})
 	go func() { defer close(loadDone); produceLoad(ctx, t, brokers) }()
 	t.Cleanup(func() { <-loadDone }) // after cancel: the load stops with the test
@@ -220,49 +218,12 @@ func startBroker(t *testing.T) string {
 	return strings.Join(cluster.ListenAddrs(), ",")
 }
 
-// startService runs service.New + Run with the defaults, on the broker, until the test ends.
-func startService(t *testing.T, ctx context.Context, brokers string) string {
+// startService runs the service with its defaults on the broker until the test ends.
+func startService(t *testing.T, brokers string) string {
 	t.Helper()
-	var cfg config.Service
-	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
-	cfg.Kafka.AddFlags(fs)
-	cfg.Logging.AddFlags(fs)
-	cfg.AddFlags(fs)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Kafka.Brokers = brokers
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	logger := logrus.New()
-	logger.SetOutput(logs)
-	logger.SetLevel(logrus.WarnLevel)
-	svc, err := service.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the service stopped with: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("the service did not stop within 15s")
-		}
-		if t.Failed() {
-			t.Logf("service logs (warnings and errors):\n%s", logs.String())
-		}
-	})
-	return svc.HTTPAddr()
+	cfg := servicetest.Config(t, strings.Split(brokers, ","))
+	cfg.Logging.Level = "warn"
+	return servicetest.Start(t, cfg).HTTPAddr()
 }
 
 // produceLoad sends requests until ctx ends, a third of each kind: pings, requests that are not

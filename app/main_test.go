@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pingpong/pingpong/app/servicetest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // binary is the pingpong binary, built once for the tests that run it as an operator would.
@@ -233,3 +236,63 @@ func lastLines(s string, n int) string {
 }
 
 func first(s []string) []string { return s[:min(len(s), 10)] }
+
+func TestTopicsCreateIsIdempotent(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	env := append(os.Environ(), "KAFKA_BROKERS="+strings.Join(cluster.ListenAddrs(), ","), "TOPIC_PREFIX=prod.pp")
+	create := func() string {
+		cmd := exec.Command(binary, "topics", "create", "--topic-partitions", "6", "--topic-min-insync-replicas", "1")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("topics create: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	first := create()
+	for _, topic := range []string{"prod.pp.requested", "prod.pp.succeeded", "prod.pp.failed"} {
+		if !regexp.MustCompile(topic + `\s+created\s+6`).MatchString(first) {
+			t.Errorf("first run does not report %s created with 6 partitions:\n%s", topic, first)
+		}
+	}
+	second := create()
+	if strings.Contains(second, "created") || strings.Count(second, "exists") != 3 {
+		t.Errorf("second run changes nothing and says so:\n%s", second)
+	}
+
+	// An independent admin client sees the topics as asked.
+	adm := kadm.NewClient(servicetest.Client(t, cluster.ListenAddrs()))
+	details, err := adm.ListTopics(context.Background(), "prod.pp.requested")
+	if err != nil || len(details["prod.pp.requested"].Partitions) != 6 {
+		t.Errorf("prod.pp.requested: %v partitions, err %v", len(details["prod.pp.requested"].Partitions), err)
+	}
+	configs, err := adm.DescribeTopicConfigs(context.Background(), "prod.pp.failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := configs.On("prod.pp.failed", nil); err != nil || !hasConfig(c.Configs, "min.insync.replicas", "1") {
+		t.Errorf("min.insync.replicas of prod.pp.failed: %+v %v", c.Configs, err)
+	}
+
+	// Without brokers it says which setting is missing.
+	cmd := exec.Command(binary, "topics", "create")
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "KAFKA_BROKERS") {
+		t.Errorf("without KAFKA_BROKERS: %v %s", err, out)
+	}
+}
+
+func hasConfig(configs []kadm.Config, key, value string) bool {
+	for _, c := range configs {
+		if c.Key == key && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
+}

@@ -161,6 +161,15 @@ func toolCommand(cmd *cobra.Command) *cobra.Command {
 	if cmd.ValidArgsFunction == nil {
 		cmd.ValidArgsFunction = cobra.NoFileCompletions
 	}
+	if args := cmd.Args; args != nil {
+		// Wrong arguments are bad usage (exit code 2), as wrong flags are.
+		cmd.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
 	return cmd
 }
 
@@ -213,6 +222,11 @@ start of the original request).
 			defer out.Flush()
 			if output.value == "table" {
 				if err := dlq.ListTable.Header(out); err != nil {
+					return err
+				}
+			}
+			if follow {
+				if err := out.Flush(); err != nil {
 					return err
 				}
 			}

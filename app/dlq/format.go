@@ -139,7 +139,7 @@ var ListTable = Table{
 	{Title: "CODE", Width: len(middleware.ReasonRetriesExhausted)},
 	{Title: "ATTEMPTS", Width: 8},
 	{Title: "REPLAYS", Width: 7},
-	{Title: "SOURCE", Width: 28, CutLeft: true},
+	{Title: "SOURCE", Width: 32, CutLeft: true},
 	{Title: "REASON", Width: 32},
 	{Title: "ORIGINAL"},
 }

@@ -35,7 +35,7 @@ func Open(ctx context.Context, k config.Kafka) (*Queue, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// A replayed request is acknowledged or reported failed within KAFKA_TIMEOUT, never
 		// retried forever against a cluster that went away.
-		kgo.RecordDeliveryTimeout(k.Timeout),
+		kgo.RecordDeliveryTimeout(max(k.Timeout, time.Second)), // franz-go takes no less than 1s
 	)
 	if err != nil {
 		return nil, err

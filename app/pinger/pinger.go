@@ -84,7 +84,7 @@ func Open(ctx context.Context, k config.Kafka) (*Pinger, error) {
 	client, err := kafkaclient.Connect(ctx, k,
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.ProducerLinger(0),
-		kgo.RecordDeliveryTimeout(k.Timeout),
+		kgo.RecordDeliveryTimeout(max(k.Timeout, time.Second)), // franz-go takes no less than 1s
 	)
 	if err != nil {
 		return nil, err

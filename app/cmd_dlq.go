@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/term"
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/dlq"
+	"github.com/pingpong/pingpong/app/logging"
 )
 
 // devBroker is where the operator tools look for Kafka when KAFKA_BROKERS is unset: the embedded
@@ -22,19 +24,21 @@ import (
 const devBroker = "127.0.0.1:9092"
 
 // toolKafka is the shared Kafka settings as the operator tools use them: checked, and pointed at
-// the embedded development broker when KAFKA_BROKERS is unset.
-func toolKafka(common *shared) (config.Kafka, error) {
+// the embedded development broker when KAFKA_BROKERS is unset; and the client options that send
+// franz-go's own logs to stderr at LOG_LEVEL=debug.
+func toolKafka(common *shared) (config.Kafka, []kgo.Opt, error) {
 	if err := common.kafka.Validate(); err != nil {
-		return config.Kafka{}, err
+		return config.Kafka{}, nil, err
 	}
-	if err := common.logging.Validate(); err != nil {
-		return config.Kafka{}, err
+	logger, err := logging.New(common.logging, os.Stderr)
+	if err != nil {
+		return config.Kafka{}, nil, err
 	}
 	k := common.kafka
 	if len(k.BrokerList()) == 0 {
 		k.Brokers = devBroker
 	}
-	return k, nil
+	return k, []kgo.Opt{kgo.WithLogger(logging.Kgo(logger))}, nil
 }
 
 func newDLQCommand(common *shared) *cobra.Command {
@@ -209,11 +213,11 @@ start of the original request).
 				return usageError{errors.New("--follow and --until do not go together: following has no end")}
 			}
 			selection.Follow = follow
-			k, err := toolKafka(common)
+			k, opts, err := toolKafka(common)
 			if err != nil {
 				return err
 			}
-			q, err := dlq.Open(cmd.Context(), k)
+			q, err := dlq.Open(cmd.Context(), k, opts...)
 			if err != nil {
 				return err
 			}
@@ -272,11 +276,11 @@ JSON, a hex dump when they are not text), then every header as read.`,
 			if err := output.check(); err != nil {
 				return err
 			}
-			k, err := toolKafka(common)
+			k, opts, err := toolKafka(common)
 			if err != nil {
 				return err
 			}
-			q, err := dlq.Open(cmd.Context(), k)
+			q, err := dlq.Open(cmd.Context(), k, opts...)
 			if err != nil {
 				return err
 			}
@@ -318,11 +322,11 @@ those of requests that had been replayed before.`,
 			if err := output.check(); err != nil {
 				return err
 			}
-			k, err := toolKafka(common)
+			k, opts, err := toolKafka(common)
 			if err != nil {
 				return err
 			}
-			q, err := dlq.Open(cmd.Context(), k)
+			q, err := dlq.Open(cmd.Context(), k, opts...)
 			if err != nil {
 				return err
 			}
@@ -389,11 +393,11 @@ terminal it refuses (exit code 2). --dry-run only shows.`,
 				return exitError{errors.New("refusing to replay without confirmation: stdin is not a terminal. " +
 					"Pass --yes to replay, or --dry-run to see what would be replayed"), exitUsage}
 			}
-			k, err := toolKafka(common)
+			k, opts, err := toolKafka(common)
 			if err != nil {
 				return err
 			}
-			q, err := dlq.Open(cmd.Context(), k)
+			q, err := dlq.Open(cmd.Context(), k, opts...)
 			if err != nil {
 				return err
 			}

@@ -41,11 +41,11 @@ reached within KAFKA_TIMEOUT; 2 bad usage or configuration.`,
 			case timeout <= 0:
 				return usageError{errors.New("--timeout must be above 0")}
 			}
-			k, err := toolKafka(common)
+			k, opts, err := toolKafka(common)
 			if err != nil {
 				return err
 			}
-			p, err := pinger.Open(cmd.Context(), k)
+			p, err := pinger.Open(cmd.Context(), k, opts...)
 			if err != nil {
 				return err
 			}

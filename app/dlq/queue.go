@@ -27,16 +27,17 @@ type Queue struct {
 
 // Open connects to the cluster (failing within KAFKA_TIMEOUT when no broker answers) and checks
 // that the poison queue exists.
-func Open(ctx context.Context, k config.Kafka) (*Queue, error) {
-	client, err := kafkaclient.Connect(ctx, k,
+// opts are more client options (a logger, say).
+func Open(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*Queue, error) {
+	client, err := kafkaclient.Connect(ctx, k, append([]kgo.Opt{
 		// A direct consumer, never a group: partitions are added and removed as they are read.
 		kgo.KeepControlRecords(), // so that a transaction marker at the end does not hide the end
-		kgo.FetchMaxWait(250*time.Millisecond),
+		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// A replayed request is acknowledged or reported failed within KAFKA_TIMEOUT, never
 		// retried forever against a cluster that went away.
 		kgo.RecordDeliveryTimeout(max(k.Timeout, time.Second)), // franz-go takes no less than 1s
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

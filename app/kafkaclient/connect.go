@@ -2,10 +2,12 @@ package kafkaclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/config"
@@ -39,6 +41,10 @@ func ping(ctx context.Context, client *kgo.Client, timeout time.Duration) error 
 		err := client.Ping(ctx)
 		if err == nil {
 			return nil
+		}
+		var kafkaErr *kerr.Error
+		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable {
+			return err // the broker answered, with a refusal (SASL authentication, say)
 		}
 		select {
 		case <-ctx.Done():

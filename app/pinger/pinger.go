@@ -80,12 +80,13 @@ type Pinger struct {
 
 // Open connects to the cluster, failing within KAFKA_TIMEOUT when no broker answers, and checks
 // that the topics exist.
-func Open(ctx context.Context, k config.Kafka) (*Pinger, error) {
-	client, err := kafkaclient.Connect(ctx, k,
-		kgo.FetchMaxWait(100*time.Millisecond),
+// opts are more client options (a logger, say).
+func Open(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*Pinger, error) {
+	client, err := kafkaclient.Connect(ctx, k, append([]kgo.Opt{
+		kgo.FetchMaxWait(100 * time.Millisecond),
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(max(k.Timeout, time.Second)), // franz-go takes no less than 1s
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,9 @@ a consumer group. Pings and non-pings are matched to their answers by transactio
 record key), malformed requests, which have none, by the original request the poison record
 carries.
 
+It takes the service's Kafka settings; with KAFKA_BROKERS unset it uses ` + devBroker + `, the
+embedded broker of 'go run ./app'.
+
 Exit codes: 0 every request got the answer it must get (a pong for a ping, a poison record with
 the right reason code for a bad request); 1 one did not within --timeout, or Kafka could not be
 reached within KAFKA_TIMEOUT; 2 bad usage or configuration.`,

@@ -442,13 +442,41 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 	cluster := servicetest.Cluster(t, 2)
 	brokers := cluster.ListenAddrs()
 	client := servicetest.Client(t, brokers)
-	p := startBinary(t, toolEnv(brokers), "dlq", "list", "--follow")
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(p.output.String(), "TIME ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no table header: %s", p.output)
+	cmd := exec.Command(binary, "dlq", "list", "--follow")
+	cmd.Env = append(os.Environ(), toolEnv(brokers)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			lines <- scanner.Text()
 		}
-		time.Sleep(20 * time.Millisecond)
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the output ended before %s", what)
+			}
+			return line
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s within 15s", what)
+		}
+		return ""
+	}
+	if header := next("table header"); !strings.HasPrefix(header, "TIME ") {
+		t.Fatalf("first line %q", header)
 	}
 	poison := &kgo.Record{Topic: servicetest.Topics.Failed, Partition: 1, Key: []byte("follow-1"), Value: []byte("{}"), Headers: []kgo.RecordHeader{
 		{Key: middleware.HeaderReasonCode, Value: []byte("not_ping")},
@@ -457,20 +485,20 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 	if err := client.ProduceSync(context.Background(), poison).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(p.output.String(), "follow-1") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the new record was not printed: %s", p.output)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if row := next("row for the new record"); !strings.Contains(row, " 1:0 ") || !strings.Contains(row, "follow-1") {
+		t.Errorf("row %q", row)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
+	for range lines { // to the end of the output
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case err := <-done:
 		if err != nil {
-			t.Errorf("after SIGINT: %v\n%s", err, p.output)
+			t.Errorf("after SIGINT: %v %s", err, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("still following 10s after SIGINT")

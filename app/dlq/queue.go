@@ -52,9 +52,6 @@ func Open(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*Queue, error) 
 // Close closes the connection.
 func (q *Queue) Close() { q.client.Close() }
 
-// Client is the underlying client, for producing replays.
-func (q *Queue) Client() *kgo.Client { return q.client }
-
 // Range selects records by where they are and when they were poisoned.
 type Range struct {
 	// Since and Until bound the poison records' timestamps: Since included, Until excluded. Zero

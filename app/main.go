@@ -80,6 +80,7 @@ func newRootCommand() *cobra.Command {
 		newTopicsCommand(&common),
 		newVersionCommand(),
 		newHealthcheckCommand(),
+		newDLQCommand(&common), newPingCommand(&common),
 	)
 	return root
 }

@@ -1,0 +1,69 @@
+package kafkaclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/app/config"
+)
+
+// Connect opens a franz-go client with the shared settings plus opts and makes sure a broker
+// answers within KAFKA_TIMEOUT, so that an operator tool pointed at the wrong address fails
+// with an error that says so rather than hanging on its first request.
+func Connect(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := Options(k)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kafka client: %w", err)
+	}
+	if err := ping(ctx, client, k.Timeout); err != nil {
+		client.Close()
+		return nil, &UnreachableError{Brokers: k.Brokers, Timeout: k.Timeout, Err: err}
+	}
+	return client, nil
+}
+
+// ping asks the brokers for metadata until one answers or timeout passes. A refused
+// connection is tried again: the broker may be starting (`go run ./app` in another terminal).
+func ping(ctx context.Context, client *kgo.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := client.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		var kafkaErr *kerr.Error
+		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable {
+			return err // the broker answered, with a refusal (SASL authentication, say)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// UnreachableError is a cluster that did not answer within KAFKA_TIMEOUT.
+type UnreachableError struct {
+	Brokers string
+	Timeout time.Duration
+	Err     error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach Kafka at %s within %s (KAFKA_TIMEOUT): %v",
+		strings.ReplaceAll(e.Brokers, " ", ""), e.Timeout, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }

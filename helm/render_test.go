@@ -133,19 +133,19 @@ type release struct {
 
 // kinds are the kinds the chart may render, each with the type it must decode into.
 var kinds = map[string]func() metav1.Object{
-	"v1/ConfigMap":                          func() metav1.Object { return &corev1.ConfigMap{} },
-	"v1/Secret":                             func() metav1.Object { return &corev1.Secret{} },
-	"v1/Service":                            func() metav1.Object { return &corev1.Service{} },
-	"v1/ServiceAccount":                     func() metav1.Object { return &corev1.ServiceAccount{} },
-	"apps/v1/Deployment":                    func() metav1.Object { return &appsv1.Deployment{} },
-	"batch/v1/Job":                          func() metav1.Object { return &batchv1.Job{} },
-	"policy/v1/PodDisruptionBudget":         func() metav1.Object { return &policyv1.PodDisruptionBudget{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() metav1.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"networking.k8s.io/v1/NetworkPolicy":     func() metav1.Object { return &networkingv1.NetworkPolicy{} },
+	"v1/ConfigMap":                            func() metav1.Object { return &corev1.ConfigMap{} },
+	"v1/Secret":                               func() metav1.Object { return &corev1.Secret{} },
+	"v1/Service":                              func() metav1.Object { return &corev1.Service{} },
+	"v1/ServiceAccount":                       func() metav1.Object { return &corev1.ServiceAccount{} },
+	"apps/v1/Deployment":                      func() metav1.Object { return &appsv1.Deployment{} },
+	"batch/v1/Job":                            func() metav1.Object { return &batchv1.Job{} },
+	"policy/v1/PodDisruptionBudget":           func() metav1.Object { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() metav1.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"networking.k8s.io/v1/NetworkPolicy":      func() metav1.Object { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() metav1.Object { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() metav1.Object { return &monitoringv1.PrometheusRule{} },
-	"keda.sh/v1alpha1/ScaledObject":          func() metav1.Object { return &scaledObject{} },
-	"keda.sh/v1alpha1/TriggerAuthentication": func() metav1.Object { return &triggerAuthentication{} },
+	"keda.sh/v1alpha1/ScaledObject":           func() metav1.Object { return &scaledObject{} },
+	"keda.sh/v1alpha1/TriggerAuthentication":  func() metav1.Object { return &triggerAuthentication{} },
 }
 
 // render renders the chart and decodes every manifest strictly: an unknown field, a wrong type or

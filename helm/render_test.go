@@ -2,6 +2,7 @@ package helm_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -195,7 +197,7 @@ func (r *release) add(t *testing.T, file, manifest string) {
 		t.Fatalf("%s: unexpected kind %s %s", file, meta.APIVersion, meta.Kind)
 	}
 	obj := newObj()
-	if err := yaml.UnmarshalStrict([]byte(manifest), obj); err != nil {
+	if err := decodeStrict([]byte(manifest), obj); err != nil {
 		t.Fatalf("%s: %s does not decode strictly into its API type: %v\n%s", file, meta.Kind, err, manifest)
 	}
 	for _, o := range r.all {
@@ -235,6 +237,21 @@ func (r *release) add(t *testing.T, file, manifest string) {
 	case *triggerAuthentication:
 		setOnce(t, &r.triggerAuth, o, file)
 	}
+}
+
+// decodeStrict decodes a YAML document as the API server does: field names are case-sensitive,
+// and an unknown or duplicate field is an error (sigs.k8s.io/yaml's UnmarshalStrict would let
+// topologykey stand for topologyKey).
+func decodeStrict(doc []byte, obj any) error {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 // setOnce fills a slot for an object the chart renders at most once.

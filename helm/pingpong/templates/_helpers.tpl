@@ -149,7 +149,7 @@ LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 {{- end }}
 
-{{/* The environment variables read from Secrets. $secret is the Secret's name. */}}
+{{/* The environment variables read from Secrets. Takes (dict "root" . "secret" <the SASL Secret's name>). */}}
 {{- define "pingpong.secretEnv" -}}
 {{- $ := .root }}
 {{- if $.Values.kafka.sasl.mechanism }}
@@ -168,7 +168,7 @@ LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 {{- end }}
 {{- end }}
 
-{{/* The volumes of the Kafka secrets. $secret is the SASL Secret's name. */}}
+{{/* The volumes of the Kafka secrets. Takes (dict "root" . "secret" <the SASL Secret's name>). */}}
 {{- define "pingpong.kafkaVolumes" -}}
 {{- $ := .root }}
 {{- $tls := $.Values.kafka.tls }}

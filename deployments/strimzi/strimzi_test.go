@@ -673,7 +673,7 @@ func TestMonitoring(t *testing.T) {
 
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Fatal("promtool is missing: install it (Debian: apt-get install prometheus; or go install github.com/prometheus/prometheus/cmd/promtool@latest) to check the Kafka alerts")
+		t.Fatal("promtool is missing: install it (Debian: apt-get install prometheus; elsewhere from https://prometheus.io/download/) to check the Kafka alerts; .ci/run installs it")
 	}
 	groups, err := yaml.Marshal(map[string]any{"groups": pr.Spec.Groups})
 	if err != nil {

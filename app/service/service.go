@@ -63,7 +63,12 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	wmLogger := logging.Watermill(s.log)
 	topics := cfg.Kafka.Topics()
 
-	kafka, err := transport.New(cfg, wmLogger)
+	// A wrong certificate or password stops the service here, with an error that names the
+	// setting, rather than in clients that would retry it in the background for ever.
+	if err := kafkaclient.Check(context.Background(), cfg.Kafka); err != nil {
+		return nil, err
+	}
+	kafka, err := transport.New(cfg, wmLogger, transport.NewAssignment(s.registry))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -96,7 +97,9 @@ func testAnswersEveryRequest(t *testing.T, transport string) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	cluster := servicetest.Cluster(t, 1)
+	dir := t.TempDir()
+	cluster := servicetest.Cluster(t, 1, kfake.DataDir(dir))
+	addr := cluster.ListenAddrs()[0]
 	svc := servicetest.Start(t, servicetest.Config(t, cluster.ListenAddrs()))
 	base := "http://" + svc.HTTPAddr()
 	if body := get(t, base+"/healthz", http.StatusOK); strings.TrimSpace(body) != "ok" {
@@ -109,6 +112,15 @@ func TestHealthAndReadiness(t *testing.T) {
 	if status(base+"/healthz") != http.StatusOK {
 		t.Error("the process stays alive (healthz) while the broker is away")
 	}
+	// The broker comes back on the same port with what it had: ready again.
+	_, port, _ := net.SplitHostPort(addr)
+	portNumber, _ := strconv.Atoi(port)
+	back, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(portNumber), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatalf("restarting the broker on %s: %v", addr, err)
+	}
+	t.Cleanup(back.Close)
+	waitFor(t, 15*time.Second, func() bool { return status(base+"/readyz") == http.StatusOK })
 }
 
 func TestTransientPublishFailuresAreRetriedThenAnswered(t *testing.T) {

@@ -35,6 +35,8 @@ type FranzSubscriberConfig struct {
 	NackResendSleep time.Duration
 	// DrainTimeout bounds how long Close waits for the messages in flight to be acked.
 	DrainTimeout time.Duration
+	// Assignment, when not nil, follows the partitions assigned, revoked and lost.
+	Assignment *Assignment
 }
 
 // FranzSubscriber is a Watermill subscriber on a franz-go consumer group that lets many messages
@@ -215,7 +217,9 @@ func (c *consumer) worker(partition int32) *partitionWorker {
 	return w
 }
 
-func (c *consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (c *consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	_, generation := cl.GroupMetadata()
+	c.cfg.Assignment.Assigned(generation, assigned)
 	c.logger.Info("Partitions assigned", watermill.LogFields{"partitions": assigned[c.topic]})
 }
 
@@ -223,6 +227,8 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // so the next owner starts after what this member answered.
 func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	workers := c.detach(revoked[c.topic])
+	_, generation := cl.GroupMetadata()
+	c.cfg.Assignment.Revoked(generation, revoked)
 	c.logger.Info("Partitions revoked: finishing the messages in flight", watermill.LogFields{"partitions": revoked[c.topic]})
 	c.drain(workers, c.cfg.DrainTimeout)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
@@ -231,8 +237,10 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 }
 
 // lost stops the lost partitions without committing: another member owns them already.
-func (c *consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (c *consumer) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	c.detach(lost[c.topic])
+	_, generation := cl.GroupMetadata()
+	c.cfg.Assignment.Revoked(generation, lost)
 	c.logger.Info("Partitions lost: their next owner answers what was in flight", watermill.LogFields{"partitions": lost[c.topic]})
 }
 

@@ -23,8 +23,9 @@ var saramaVersion = sarama.V2_1_0_0
 // SaramaSubscriber is watermill-kafka's consumer-group subscriber. It hands a partition's
 // messages to the router one at a time and marks each offset only after the message is acked;
 // marked offsets are committed every second and when the partition is revoked or the subscriber
-// closes, so an offset is never committed before its answer is acknowledged.
-func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter) (*kafka.Subscriber, error) {
+// closes, so an offset is never committed before its answer is acknowledged. Rebalances are
+// reported to assignment, when not nil.
+func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (*kafka.Subscriber, error) {
 	sc := kafka.DefaultSaramaSubscriberConfig()
 	sc.Version = saramaVersion
 	if err := kafkaclient.Sarama(c.Kafka, sc); err != nil {
@@ -37,11 +38,16 @@ func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter) (*kafka.
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	var tracer kafka.SaramaTracer
+	if assignment != nil {
+		tracer = saramaAssignment{a: assignment, logger: logger}
+	}
 	return kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               c.Kafka.BrokerList(),
 		Unmarshaler:           Marshaler,
 		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         c.ConsumerGroup,
+		Tracer:                tracer,
 	}, logger)
 }
 

@@ -33,17 +33,18 @@ func (k Kafka) Close() error {
 	return err
 }
 
-// New connects the transport the configuration names (KAFKA_TRANSPORT).
-func New(c config.Service, logger watermill.LoggerAdapter) (Kafka, error) {
+// New connects the transport the configuration names (KAFKA_TRANSPORT). Its consumer group's
+// rebalances are reported to assignment (nil for none).
+func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (Kafka, error) {
 	if c.Transport.Name == config.TransportWatermill {
-		return newWatermillKafka(c, logger)
+		return newWatermillKafka(c, logger, assignment)
 	}
-	return newFranz(c, logger)
+	return newFranz(c, logger, assignment)
 }
 
-func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter) (k Kafka, err error) {
+func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
 	k.Source = SaramaSource
-	if k.Subscriber, err = SaramaSubscriber(c, logger); err != nil {
+	if k.Subscriber, err = SaramaSubscriber(c, logger, assignment); err != nil {
 		return k, fmt.Errorf("connecting the subscriber to %s: %w", c.Kafka.Brokers, err)
 	}
 	if k.Publisher, err = SaramaPublisher(c, logger); err != nil {
@@ -52,7 +53,7 @@ func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter) (k Kafk
 	return k, nil
 }
 
-func newFranz(c config.Service, logger watermill.LoggerAdapter) (k Kafka, err error) {
+func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
 	k.Source = FranzSource
 	opts, err := kafkaclient.Options(c.Kafka)
 	if err != nil {
@@ -69,6 +70,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter) (k Kafka, err er
 		Window:          c.Transport.PartitionWindow,
 		DrainTimeout:    c.ShutdownTimeout,
 		NackResendSleep: c.Retry.InitialInterval,
+		Assignment:      assignment,
 	}, logger); err != nil {
 		return k, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,7 @@ func serviceConfig(t *testing.T, brokers []string, edit ...func(*config.Service)
 // independent franz-go client, which retries through the faults as any client would.
 type load struct {
 	pool     []servicetest.Request
+	offsets  []int64 // each sent request's offset in its partition
 	cancel   context.CancelFunc
 	done     chan struct{}
 	mu       sync.Mutex
@@ -68,7 +70,7 @@ func startLoad(t *testing.T, brokers []string, pool []servicetest.Request, chunk
 	t.Helper()
 	cl := servicetest.Client(t, brokers, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{pool: pool, cancel: cancel, done: make(chan struct{})}
+	l := &load{pool: pool, offsets: make([]int64, len(pool)), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		tick := time.NewTicker(interval)
@@ -88,6 +90,9 @@ func startLoad(t *testing.T, brokers []string, pool []servicetest.Request, chunk
 			if err != nil {
 				l.err = fmt.Errorf("producing requests %d to %d: %w", start, start+len(batch), err)
 			} else {
+				for i, rec := range records {
+					l.offsets[start+i] = rec.Offset
+				}
 				l.produced += len(batch)
 			}
 			l.mu.Unlock()
@@ -110,6 +115,13 @@ func (l *load) sent() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.produced
+}
+
+// offset is the offset of the i-th request sent.
+func (l *load) offset(i int) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.offsets[i]
 }
 
 // stop ends the load and returns the requests sent.
@@ -263,5 +275,7 @@ func idOf(r servicetest.Request) string {
 	id, _, _ := strings.Cut(rest, ",")
 	return id
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func head(s []string) []string { return s[:min(len(s), 10)] }

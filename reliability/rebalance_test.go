@@ -1,0 +1,75 @@
+package reliability_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pingpong/pingpong/app/servicetest"
+)
+
+// TestInstancesJoinAndLeaveDuringLoad has a second and a third instance join the consumer group
+// while requests keep coming, then leave again (a scale out and a scale in, or a rolling
+// restart): each change is a rebalance, every instance's pingpong_partitions_assigned and
+// pingpong_rebalances_total show it, and no request is lost.
+func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	cfg := serviceConfig(t, brokers)
+	first := servicetest.Start(t, cfg)
+	assigned := func(svcs ...*servicetest.Running) []int {
+		n := make([]int, len(svcs))
+		for i, s := range svcs {
+			n[i] = int(metric(t, s, "pingpong_partitions_assigned"))
+		}
+		return n
+	}
+	// shared waits for the group to settle with the partitions spread over every instance.
+	shared := func(what string, svcs ...*servicetest.Running) {
+		t.Helper()
+		waitFor(t, 45*time.Second, what, func() bool {
+			total := 0
+			for _, n := range assigned(svcs...) {
+				if n == 0 {
+					return false
+				}
+				total += n
+			}
+			return total == partitions
+		})
+		t.Logf("%s: partitions assigned %v", what, assigned(svcs...))
+	}
+	shared("the first instance owns every partition", first)
+	reader := servicetest.NewReader(t, brokers)
+
+	start := time.Now()
+	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), chunk, interval)
+	waitFor(t, 30*time.Second, "some of the load answered", func() bool { return handled(t, first) >= 500 })
+	second := servicetest.Start(t, cfg)
+	shared("a second instance joined", first, second)
+	third := servicetest.Start(t, cfg)
+	shared("a third instance joined", first, second, third)
+	mid := handled(t, first, second, third)
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	shared("the second instance left", first, third)
+	if err := third.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	shared("the third instance left", first)
+	waitFor(t, 30*time.Second, "the first instance alone to answer more requests", func() bool { return handled(t, first) > mid })
+	reqs := ld.stop(t)
+
+	tally, exhausted := collect(t, reader, reqs)
+	rebalances := []int{int(metric(t, first, "pingpong_rebalances_total")), int(metric(t, second, "pingpong_rebalances_total")), int(metric(t, third, "pingpong_rebalances_total"))}
+	figures{scenario: fmt.Sprintf("2nd and 3rd instance join, then leave (rebalances seen by each: %v)", rebalances),
+		fault: "4 rebalances", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+	// The first instance took part in all five assignments: its own join, two joins, two leaves.
+	if rebalances[0] < 5 {
+		t.Errorf("the first instance counted %d rebalances, want at least 5", rebalances[0])
+	}
+	if n := handled(t, second) + handled(t, third); n == 0 {
+		t.Error("the instances that joined answered nothing: the load was not shared")
+	}
+}

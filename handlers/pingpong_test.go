@@ -80,6 +80,10 @@ var contractCases = []struct {
 	{"message null", `{"transaction-id": "t", "payload": {"message": null}}`, handlers.OutcomeMalformed, malformedAnswer, "t", "not a string"},
 	{"message an array", `{"transaction-id": "t", "payload": {"message": ["ping"]}}`, handlers.OutcomeMalformed, malformedAnswer, "t", "not a string"},
 	{"invalid UTF-8", "{\"transaction-id\": \"\xff\xfe\", \"payload\": {\"message\": \"ping\"}}", handlers.OutcomeMalformed, malformedAnswer, "", "not valid UTF-8"},
+	{"id of exactly 1 KiB", `{"transaction-id": "` + strings.Repeat("i", 1022) + `", "payload": {"message": "ping"}}`,
+		handlers.OutcomePong, `{"transaction-id": "` + strings.Repeat("i", 1022) + `", "payload": {"message": "pong"}}`, strings.Repeat("i", 1022), ""},
+	{"id above 1 KiB", `{"transaction-id": "` + strings.Repeat("i", 1023) + `", "payload": {"message": "ping"}}`,
+		handlers.OutcomeMalformed, malformedAnswer, "", "transaction-id is 1025 bytes, above the maximum of 1024"},
 	{"deep nesting", `{"transaction-id": "t", "payload": {"message": "ping", "x": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`,
 		handlers.OutcomeMalformed, malformedAnswer, "", "not JSON"},
 }

@@ -12,6 +12,12 @@ import (
 // message.max.bytes (1 MiB) for its poison record to be publishable.
 const DefaultMaxRequestBytes = 512 * 1024
 
+// MaxTransactionIDBytes bounds a transaction id, as written in the request. An id is echoed in the
+// answer, is its record key and one of its headers: an id of hundreds of kilobytes would make
+// the answer larger than the broker accepts, and so unanswerable. 1 KiB is far above any UUID,
+// ULID or order number.
+const MaxTransactionIDBytes = 1024
+
 // utf8BOM is stripped before decoding: the original service decoded bytes with Python's json,
 // which accepts a leading BOM.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -101,6 +107,9 @@ func jsonString(raw []byte) (string, bool) {
 func transactionID(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, malformed(nil, "transaction-id is missing")
+	}
+	if len(raw) > MaxTransactionIDBytes {
+		return nil, malformed(nil, fmt.Sprintf("transaction-id is %d bytes, above the maximum of %d", len(raw), MaxTransactionIDBytes))
 	}
 	switch c := raw[0]; {
 	case c == '"':

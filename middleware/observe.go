@@ -10,6 +10,10 @@ import (
 	"github.com/pingpong/pingpong/handlers"
 )
 
+// MaxCorrelationIDBytes bounds the correlation id taken from a request; a request with a longer
+// one gets a new one, as a request without one does.
+const MaxCorrelationIDBytes = 256
+
 // Observe is the outermost middleware: it gives each message an Event and a correlation id, and
 // when the chain returns it logs the event and records it in the metrics.
 type Observe struct {
@@ -28,6 +32,10 @@ func (o Observe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			ev.Source = o.Source(msg)
 		}
 		// Requests from other teams rarely carry one; answers and logs need one to be followed.
+		// One too long to be an id is replaced rather than copied into every answer and log line.
+		if len(wmmiddleware.MessageCorrelationID(msg)) > MaxCorrelationIDBytes {
+			msg.Metadata.Set(wmmiddleware.CorrelationIDMetadataKey, "")
+		}
 		wmmiddleware.SetCorrelationID(handlers.NewID(), msg)
 		ev.CorrelationID = wmmiddleware.MessageCorrelationID(msg)
 

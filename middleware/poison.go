@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -30,8 +32,8 @@ const (
 	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339
 	HeaderOriginal        = "pingpong_original"         // the request's bytes, exactly as read
 	HeaderOriginalKey     = "pingpong_original_key"     // the request's record key, when it had one
-	// HeaderOriginalOmitted replaces HeaderOriginal when the request was too large to carry; it
-	// says why.
+	// HeaderOriginalOmitted is set when a part of the request (its value, key or headers) was
+	// too large to carry; it says which and why.
 	HeaderOriginalOmitted = "pingpong_original_omitted"
 
 	// Set by `pingpong dlq replay` on the requests it republishes, and carried over to the poison
@@ -62,8 +64,9 @@ var ReasonCodes = []ReasonCode{ReasonMalformed, ReasonNotPing, ReasonRetriesExha
 type PoisonQueue struct {
 	Publisher message.Publisher
 	Topic     string
-	// MaxOriginalBytes bounds the request bytes carried in HeaderOriginal, so that the poison
-	// record stays publishable; <= 0 means no bound.
+	// MaxOriginalBytes bounds the bytes of the request a poison record carries: its value,
+	// its key and its own headers together, so that the poison record stays publishable
+	// whatever the request holds; <= 0 means no bound.
 	MaxOriginalBytes int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -96,11 +99,12 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 
 	record := message.NewMessage(handlers.NewID(), answer)
 	record.SetContext(msg.Context())
-	// Like Watermill's PoisonQueue, keep the request's own metadata; ours is set after it, so a
-	// request cannot forge the headers that describe it.
-	for k, v := range msg.Metadata {
-		record.Metadata.Set(k, v)
+	ctx := msg.Context()
+	src := ev.Source
+	if src.Topic == "" {
+		src.Topic = message.SubscribeTopicFromCtx(ctx)
 	}
+	pq.carry(record, msg, src.Key)
 	if id != nil {
 		ev.TransactionID = handlers.TransactionIDKey(id)
 		record.Metadata.Set(handlers.TransactionIDMetadataKey, ev.TransactionID)
@@ -111,11 +115,6 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 	now := time.Now
 	if pq.Now != nil {
 		now = pq.Now
-	}
-	ctx := msg.Context()
-	src := ev.Source
-	if src.Topic == "" {
-		src.Topic = message.SubscribeTopicFromCtx(ctx)
 	}
 	set := record.Metadata.Set
 	set(HeaderReason, reason)
@@ -130,22 +129,100 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 	}
 	set(HeaderAttempts, strconv.Itoa(max(ev.Attempts, 1)))
 	set(HeaderFailedAt, now().UTC().Format(time.RFC3339Nano))
-	if pq.MaxOriginalBytes > 0 && len(msg.Payload) > pq.MaxOriginalBytes {
-		delete(record.Metadata, HeaderOriginal)
-		set(HeaderOriginalOmitted, fmt.Sprintf("the request is %d bytes, above the %d that a poison record carries", len(msg.Payload), pq.MaxOriginalBytes))
-	} else {
-		delete(record.Metadata, HeaderOriginalOmitted)
-		set(HeaderOriginal, string(msg.Payload))
-	}
-	if len(src.Key) > 0 {
-		set(HeaderOriginalKey, string(src.Key))
-	} else {
-		delete(record.Metadata, HeaderOriginalKey)
-	}
 	if ev.CorrelationID != "" {
 		set(HeaderCorrelationID, ev.CorrelationID)
 	}
 	return record
+}
+
+// serviceHeaders are the headers the service sets on a poison record. The request's own headers
+// of these names are never carried: a request cannot forge what describes it. The replay headers
+// are not among them: `pingpong dlq replay` sets them on the requests it sends, and bounds
+// replays with them.
+var serviceHeaders = map[string]bool{
+	HeaderReason: true, HeaderTopic: true, HeaderHandler: true, HeaderSubscriber: true,
+	HeaderReasonCode: true, HeaderPartition: true, HeaderOffset: true, HeaderSourceTimestamp: true,
+	HeaderAttempts: true, HeaderFailedAt: true, HeaderOriginal: true, HeaderOriginalKey: true,
+	HeaderOriginalOmitted: true, HeaderCorrelationID: true, handlers.TransactionIDMetadataKey: true,
+}
+
+// maxReplayHeaderBytes bounds the replay headers carried outside MaxOriginalBytes: a count and a
+// "<topic>:<partition>:<offset>" are short.
+const maxReplayHeaderBytes = 512
+
+// carry puts the request on the poison record: its value (HeaderOriginal), its key
+// (HeaderOriginalKey) and, as Watermill's PoisonQueue does, its own headers, in that order of
+// use to an operator, while they fit MaxOriginalBytes together. What does not fit is named in
+// HeaderOriginalOmitted. So a request with huge headers or a huge key (a compressed batch can
+// bring the broker many times its message.max.bytes of them) cannot make its poison record too
+// large to publish, which would leave it unanswerable and its partition blocked.
+func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
+	budget := pq.MaxOriginalBytes
+	fits := func(n int) bool {
+		if pq.MaxOriginalBytes <= 0 {
+			return true
+		}
+		if n > budget {
+			return false
+		}
+		budget -= n
+		return true
+	}
+	var omitted []string
+	if fits(len(msg.Payload)) {
+		record.Metadata.Set(HeaderOriginal, string(msg.Payload))
+	} else {
+		omitted = append(omitted, fmt.Sprintf("its value (%d bytes)", len(msg.Payload)))
+	}
+	if len(key) > 0 {
+		if fits(len(key)) {
+			record.Metadata.Set(HeaderOriginalKey, string(key))
+		} else {
+			omitted = append(omitted, fmt.Sprintf("its key (%d bytes)", len(key)))
+		}
+	}
+	names := make([]string, 0, len(msg.Metadata))
+	for k, v := range msg.Metadata {
+		switch {
+		case serviceHeaders[k]:
+		case (k == HeaderReplayCount || k == HeaderReplayedFrom) && len(v) <= maxReplayHeaderBytes:
+			// Always carried: without them a replayed request could be replayed for ever.
+			record.Metadata.Set(k, v)
+		default:
+			names = append(names, k)
+		}
+	}
+	// The smallest first, so that one huge header does not crowd out the others.
+	size := func(k string) int { return len(k) + len(msg.Metadata[k]) }
+	sort.Slice(names, func(i, j int) bool {
+		a, b := size(names[i]), size(names[j])
+		return a < b || (a == b && names[i] < names[j])
+	})
+	dropped, droppedBytes := 0, 0
+	for _, k := range names {
+		if fits(size(k)) {
+			record.Metadata.Set(k, msg.Metadata[k])
+		} else {
+			dropped++
+			droppedBytes += size(k)
+		}
+	}
+	if dropped > 0 {
+		omitted = append(omitted, fmt.Sprintf("%d of its headers (%d bytes)", dropped, droppedBytes))
+	}
+	if len(omitted) > 0 {
+		record.Metadata.Set(HeaderOriginalOmitted, fmt.Sprintf("the request is %d bytes, above the %d that a poison record carries; not carried: %s",
+			requestBytes(msg, key), pq.MaxOriginalBytes, strings.Join(omitted, ", ")))
+	}
+}
+
+// requestBytes is the size of a request's value, key and headers.
+func requestBytes(msg *message.Message, key []byte) int {
+	n := len(msg.Payload) + len(key)
+	for k, v := range msg.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // classify turns a handler error into the poison record's reason and answer.

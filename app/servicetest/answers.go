@@ -41,10 +41,12 @@ type Reader struct {
 	answers []Answer
 }
 
-// NewReader starts reading the answer topics.
-func NewReader(t testing.TB, brokers []string) *Reader {
+// NewReader starts reading the answer topics. opts are added to the client's (TLS, SASL, fetch
+// sizes).
+func NewReader(t testing.TB, brokers []string, opts ...kgo.Opt) *Reader {
 	t.Helper()
-	return &Reader{cl: Client(t, brokers, kgo.ConsumeTopics(Topics.Succeeded, Topics.Failed), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))}
+	opts = append([]kgo.Opt{kgo.ConsumeTopics(Topics.Succeeded, Topics.Failed), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)
+	return &Reader{cl: Client(t, brokers, opts...)}
 }
 
 // Await reads until every request has an answer (then a little longer, to catch duplicates) or

@@ -1,0 +1,111 @@
+package middleware_test
+
+import (
+	"strings"
+	"testing"
+
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/sirupsen/logrus"
+
+	"github.com/pingpong/pingpong/middleware"
+)
+
+// The harness carries at most 64 bytes of a request (MaxOriginalBytes) and its source key is
+// "k1" (2 bytes).
+
+func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	body := `{"transaction-id": "b", "payload": {"message": "x"}}` // 52 bytes: with the key, 54
+	in := request(body)
+	in.Metadata.Set("a", "1")                          // 2 bytes: fits (56)
+	in.Metadata.Set("c", "1")                          // 2 bytes: fits (58)
+	in.Metadata.Set("bb", "12345")                     // 7 bytes: does not fit any more (65)
+	in.Metadata.Set("huge", strings.Repeat("h", 1000)) // 1004 bytes: does not fit
+	if _, err := hs.chain(in); err != nil {
+		t.Fatal(err)
+	}
+	rec := hs.pub.on("t.failed")[0]
+	if rec.Metadata.Get(middleware.HeaderOriginal) != body || rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" {
+		t.Error("the value and the key come first")
+	}
+	if rec.Metadata.Get("a") != "1" || rec.Metadata.Get("c") != "1" {
+		t.Error("the small headers are carried, the smallest first")
+	}
+	for _, k := range []string{"huge", "bb"} {
+		if _, ok := rec.Metadata[k]; ok {
+			t.Errorf("header %s carried beyond the budget", k)
+		}
+	}
+	if got := rec.Metadata.Get(middleware.HeaderOriginalOmitted); !strings.Contains(got, "not carried: 2 of its headers (1011 bytes)") {
+		t.Errorf("%s %q", middleware.HeaderOriginalOmitted, got)
+	}
+}
+
+func TestPoisonRecordOmitsAHugeValueAndKeepsTheRest(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	in := request(`{"transaction-id": "v", "payload": {"message": "` + strings.Repeat("x", 100) + `"}}`)
+	in.Metadata.Set(middleware.HeaderReplayCount, "3")
+	in.Metadata.Set(middleware.HeaderReplayedFrom, "t.failed:0:9")
+	in.Metadata.Set("small", "s")
+	if _, err := hs.chain(in); err != nil {
+		t.Fatal(err)
+	}
+	rec := hs.pub.on("t.failed")[0]
+	if _, ok := rec.Metadata[middleware.HeaderOriginal]; ok {
+		t.Error("a value above the budget is not carried")
+	}
+	if rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" || rec.Metadata.Get("small") != "s" {
+		t.Error("what fits after the value is still carried")
+	}
+	if rec.Metadata.Get(middleware.HeaderReplayCount) != "3" || rec.Metadata.Get(middleware.HeaderReplayedFrom) != "t.failed:0:9" {
+		t.Error("the replay headers are always carried: they bound replays")
+	}
+	if got := rec.Metadata.Get(middleware.HeaderOriginalOmitted); !strings.Contains(got, "its value (151 bytes)") {
+		t.Errorf("%s %q", middleware.HeaderOriginalOmitted, got)
+	}
+}
+
+func TestForgedServiceHeadersAreNeverCarried(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	in := request(`{"transaction-id": "f", "payload": {"message": "pang"}}`)
+	for _, k := range []string{middleware.HeaderOriginalOmitted, middleware.HeaderSourceTimestamp, middleware.HeaderOriginalKey} {
+		in.Metadata.Set(k, "forged")
+	}
+	if _, err := hs.chain(in); err != nil {
+		t.Fatal(err)
+	}
+	rec := hs.pub.on("t.failed")[0]
+	if rec.Metadata.Get(middleware.HeaderOriginalOmitted) != "" {
+		t.Error("a forged pingpong_original_omitted survived")
+	}
+	if rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" || rec.Metadata.Get(middleware.HeaderSourceTimestamp) == "forged" {
+		t.Error("the service's headers describe the request, not the request's claims")
+	}
+}
+
+func TestOverlongCorrelationIDIsReplaced(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	long := strings.Repeat("c", middleware.MaxCorrelationIDBytes+1)
+	in := request(`{"transaction-id": "c", "payload": {"message": "ping"}}`)
+	in.Metadata.Set(wmmiddleware.CorrelationIDMetadataKey, long)
+	if _, err := hs.chain(in); err != nil {
+		t.Fatal(err)
+	}
+	got := hs.pub.on("t.succeeded")[0].Metadata.Get(wmmiddleware.CorrelationIDMetadataKey)
+	if got == "" || got == long {
+		t.Errorf("the answer's correlation id %.40q: want a new one", got)
+	}
+	if strings.Contains(hs.logs.String(), long) {
+		t.Error("the overlong correlation id reached the logs")
+	}
+
+	fits := strings.Repeat("d", middleware.MaxCorrelationIDBytes)
+	in = request(`{"transaction-id": "d", "payload": {"message": "ping"}}`)
+	in.Metadata.Set(wmmiddleware.CorrelationIDMetadataKey, fits)
+	if _, err := hs.chain(in); err != nil {
+		t.Fatal(err)
+	}
+	if got := hs.pub.on("t.succeeded")[1].Metadata.Get(wmmiddleware.CorrelationIDMetadataKey); got != fits {
+		t.Error("a correlation id within the bound is kept")
+	}
+}

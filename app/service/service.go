@@ -50,9 +50,10 @@ type Service struct {
 // the HTTP listener, so that a broker that cannot be reached or a port in use fails here.
 func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	s = &Service{cfg: cfg, log: logrus.NewEntry(logger), registry: prometheus.NewRegistry()}
+	built := s // the returns below set s to nil
 	defer func() {
 		if err != nil {
-			s.close()
+			built.close()
 		}
 	}()
 	s.registry.MustRegister(

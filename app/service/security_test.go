@@ -220,4 +220,3 @@ func (l *lockedBuffer) Len() int {
 	defer l.mu.Unlock()
 	return l.b.Len()
 }
-

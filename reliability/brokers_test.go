@@ -12,15 +12,24 @@ import (
 	"github.com/pingpong/pingpong/app/servicetest"
 )
 
-// The cluster scenarios run on three brokers, as production does, with a steady load of 1,000
-// requests a second produced by an independent client while the fault happens.
+// The scenarios send requests from an independent client while the fault happens: a steady load
+// of chunk requests every interval (1,000 a second), which the service keeps up with. The cluster
+// scenarios also start with a backlog, so that the fault meets requests in flight.
 const (
 	partitions = 4
 	chunk      = 100
 	interval   = 100 * time.Millisecond
-	// outage is how long a cluster stays down once the service has noticed.
-	outage = 3 * time.Second
+	backlog    = 4000
+	steady     = 2000
+	// outageAfterNotice is how long a cluster stays down once the service has noticed.
+	outageAfterNotice = 3 * time.Second
 )
+
+// backlogThenLoad sends a backlog of requests, then a steady load.
+func backlogThenLoad(t *testing.T, brokers []string, run string) *load {
+	t.Helper()
+	return startLoad(t, brokers, servicetest.Mix(run, backlog+steady, partitions), backlog, chunk, interval)
+}
 
 func threeBrokers(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	return servicetest.Cluster(t, partitions, append([]kfake.Opt{kfake.NumBrokers(3)}, opts...)...)
@@ -35,10 +44,10 @@ func TestLeadersShuffledAndABrokerRemoved(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("shuffle", 3000, partitions), chunk, interval)
-	waitFor(t, 30*time.Second, "a third of the load answered", func() bool { return handled(t, svc) >= 1000 })
+	ld := backlogThenLoad(t, brokers, "shuffle")
+	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= backlog/4 })
 	cluster.ShufflePartitionLeaders()
-	waitFor(t, 30*time.Second, "two thirds of the load answered", func() bool { return handled(t, svc) >= 2000 })
+	waitFor(t, 30*time.Second, "half of the load answered", func() bool { return handled(t, svc) >= backlog/2 })
 	removed := cluster.LeaderFor(servicetest.Topics.Requested, 0)
 	if err := cluster.RemoveNode(removed); err != nil {
 		t.Fatal(err)
@@ -46,7 +55,7 @@ func TestLeadersShuffledAndABrokerRemoved(t *testing.T) {
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
 	figures{scenario: "partition leaders shuffled, then broker " + strconv.Itoa(int(removed)) + " of 3 removed",
-		fault: "leader election; broker loss", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+		fault: "leader election; broker loss", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 }
 
 // TestGroupCoordinatorMoved moves the consumer group's coordinator to another broker while
@@ -59,8 +68,8 @@ func TestGroupCoordinatorMoved(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("coordinator", 3000, partitions), chunk, interval)
-	waitFor(t, 30*time.Second, "a third of the load answered", func() bool { return handled(t, svc) >= 1000 })
+	ld := backlogThenLoad(t, brokers, "coordinator")
+	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= backlog/4 })
 	from := cluster.CoordinatorFor(cfg.ConsumerGroup)
 	for i := 0; cluster.CoordinatorFor(cfg.ConsumerGroup) == from; i++ {
 		if i == 100 {
@@ -72,7 +81,7 @@ func TestGroupCoordinatorMoved(t *testing.T) {
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
 	figures{scenario: "group coordinator moved from broker " + strconv.Itoa(int(from)) + " to " + strconv.Itoa(int(to)),
-		fault: "coordinator change", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+		fault: "coordinator change", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 }
 
 // TestClusterStoppedAndRestartedFromItsDataDir stops every broker in the middle of a load, keeps
@@ -94,16 +103,17 @@ func TestClusterStoppedAndRestartedFromItsDataDir(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("restart", 3000, partitions), chunk, interval)
-	waitFor(t, 30*time.Second, "a third of the load answered", func() bool { return handled(t, svc) >= 1000 })
+	ld := backlogThenLoad(t, brokers, "restart")
+	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= backlog/4 })
 	cluster.Close()
 	down := time.Now()
 	waitFor(t, 30*time.Second, "/readyz to say not ready", func() bool { return httpStatus(base+"/readyz") == http.StatusServiceUnavailable })
-	time.Sleep(outage) // the fault's length, not a wait for a result
+	time.Sleep(outageAfterNotice) // the fault's length, not a wait for a result
 	if code := httpStatus(base + "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz %d during the outage: the process must stay up", code)
 	}
 
+	outage := time.Since(down)
 	restarted, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.Ports(ports...), kfake.DataDir(dir))
 	if err != nil {
 		t.Fatalf("restarting the cluster from %s: %v", dir, err)
@@ -112,6 +122,6 @@ func TestClusterStoppedAndRestartedFromItsDataDir(t *testing.T) {
 	waitFor(t, 30*time.Second, "/readyz to say ready again", func() bool { return httpStatus(base+"/readyz") == http.StatusOK })
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
-	figures{scenario: "all 3 brokers stopped for " + time.Since(down).Round(100*time.Millisecond).String() + ", restarted from their data dir",
-		fault: "cluster outage", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+	figures{scenario: "all 3 brokers stopped for " + outage.Round(100*time.Millisecond).String() + ", restarted from their data dir",
+		fault: "cluster outage", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 }

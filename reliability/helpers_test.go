@@ -28,14 +28,26 @@ type figures struct {
 	// exhausted counts pings answered on .failed because a fault outlasted their retries: an
 	// answer the contract allows ("processing failed for good"), not a loss.
 	exhausted int
+	// felt is how the instances felt the fault: retries and redeliveries (nacks); nil for a
+	// binary, whose metrics die with it.
+	felt []*servicetest.Running
 }
 
 // report logs the figures as a row of docs/reliability.md's table, and fails the test when a
 // request was lost or answered wrongly.
 func (f figures) report(t *testing.T) {
 	t.Helper()
-	t.Logf("FIGURES | %s | %s | %d | %d | %d | %d | %d | %.1f s |", f.scenario, f.fault,
-		f.tally.Requests, f.tally.Answered, len(f.tally.Missing), f.tally.Duplicates, f.exhausted, f.elapsed.Seconds())
+	retries, nacks := "-", "-"
+	if f.felt != nil {
+		r, n := 0.0, 0.0
+		for _, s := range f.felt {
+			r += metric(t, s, "pingpong_retries_total")
+			n += metric(t, s, "pingpong_nacks_total")
+		}
+		retries, nacks = strconv.Itoa(int(r)), strconv.Itoa(int(n))
+	}
+	t.Logf("FIGURES | %s | %s | %d | %d | %d | %d | %d | %s | %s | %.1f s |", f.scenario, f.fault,
+		f.tally.Requests, f.tally.Answered, len(f.tally.Missing), f.tally.Duplicates, f.exhausted, retries, nacks, f.elapsed.Seconds())
 	if len(f.tally.Missing) > 0 || len(f.tally.Wrong) > 0 {
 		t.Fatalf("%s\nmissing %v\nwrong %v", f.tally, head(f.tally.Missing), head(f.tally.Wrong))
 	}
@@ -65,8 +77,9 @@ type load struct {
 	err      error
 }
 
-// startLoad sends pool in chunks of chunk requests every interval.
-func startLoad(t *testing.T, brokers []string, pool []servicetest.Request, chunk int, interval time.Duration, opts ...kgo.Opt) *load {
+// startLoad sends pool: its first requests at once (a backlog; 0 for none), then the others in
+// chunks of chunk requests every interval.
+func startLoad(t *testing.T, brokers []string, pool []servicetest.Request, first, chunk int, interval time.Duration, opts ...kgo.Opt) *load {
 	t.Helper()
 	cl := servicetest.Client(t, brokers, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,8 +88,8 @@ func startLoad(t *testing.T, brokers []string, pool []servicetest.Request, chunk
 		defer close(l.done)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
-		for start := 0; start < len(pool); start += chunk {
-			batch := pool[start:min(start+chunk, len(pool))]
+		for start, size := 0, max(first, chunk); start < len(pool); start, size = start+size, chunk {
+			batch := pool[start:min(start+size, len(pool))]
 			records := make([]*kgo.Record, len(batch))
 			for i, r := range batch {
 				records[i] = &kgo.Record{Topic: servicetest.Topics.Requested, Partition: r.Partition, Value: r.Body}

@@ -44,7 +44,7 @@ func TestTransientPublishFaults(t *testing.T) {
 			reader := servicetest.NewReader(t, brokers)
 
 			start := time.Now()
-			ld := startLoad(t, brokers, servicetest.Mix("transient", 2000, partitions), chunk, interval)
+			ld := startLoad(t, brokers, servicetest.Mix("transient", 2000, partitions), 0, chunk, interval)
 			waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= 500 })
 			fault := faultyProduce(cluster, topic)
 			waitFor(t, 30*time.Second, "the fault to fail a publish", func() bool { return fault.Hits() > 0 })
@@ -53,7 +53,7 @@ func TestTransientPublishFaults(t *testing.T) {
 			reqs := ld.finish(t, time.Minute)
 			tally, exhausted := collect(t, reader, reqs)
 			figures{scenario: "publishing to " + topic + " fails for 1 s (" + itoa(fault.Hits()) + " produce requests failed)",
-				fault: "transient publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+				fault: "transient publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 			if exhausted > 0 {
 				t.Errorf("%d requests were poisoned by a fault shorter than the retries", exhausted)
 			}
@@ -74,7 +74,7 @@ func TestPublishToSucceededFailsForGood(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("poisoned", 2000, partitions), chunk, interval)
+	ld := startLoad(t, brokers, servicetest.Mix("poisoned", 2000, partitions), 0, chunk, interval)
 	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= 500 })
 	fault := faultyProduce(cluster, servicetest.Topics.Succeeded)
 	waitFor(t, 30*time.Second, "ten pings poisoned", func() bool {
@@ -84,7 +84,7 @@ func TestPublishToSucceededFailsForGood(t *testing.T) {
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
 	figures{scenario: "publishing to .succeeded fails for good until 10 pings are poisoned",
-		fault: "permanent publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+		fault: "permanent publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 	if exhausted < 10 {
 		t.Errorf("%d pings answered as retries exhausted, want at least 10", exhausted)
 	}
@@ -103,7 +103,7 @@ func TestPublishToFailedFailsForGood(t *testing.T) {
 	adm := kadm.NewClient(servicetest.Client(t, brokers))
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("stuck", 2000, partitions), chunk, interval)
+	ld := startLoad(t, brokers, servicetest.Mix("stuck", 2000, partitions), 0, chunk, interval)
 	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= 500 })
 	fault := faultyProduce(cluster, servicetest.Topics.Failed)
 	waitFor(t, 30*time.Second, "twenty redeliveries", func() bool { return metric(t, svc, "pingpong_nacks_total") >= 20 })
@@ -142,5 +142,5 @@ func TestPublishToFailedFailsForGood(t *testing.T) {
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
 	figures{scenario: "publishing to .failed fails for good until 20 redeliveries (" + itoa(stuck) + " requests waiting), then recovers",
-		fault: "poison queue unwritable", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+		fault: "poison queue unwritable", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
 }

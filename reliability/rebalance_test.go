@@ -43,7 +43,7 @@ func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), chunk, interval)
+	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), 0, chunk, interval)
 	waitFor(t, 30*time.Second, "some of the load answered", func() bool { return handled(t, first) >= 500 })
 	second := servicetest.Start(t, cfg)
 	shared("a second instance joined", first, second)
@@ -64,7 +64,7 @@ func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	tally, exhausted := collect(t, reader, reqs)
 	rebalances := []int{int(metric(t, first, "pingpong_rebalances_total")), int(metric(t, second, "pingpong_rebalances_total")), int(metric(t, third, "pingpong_rebalances_total"))}
 	figures{scenario: fmt.Sprintf("2nd and 3rd instance join, then leave (rebalances seen by each: %v)", rebalances),
-		fault: "4 rebalances", tally: tally, exhausted: exhausted, elapsed: time.Since(start)}.report(t)
+		fault: "4 rebalances", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{first, second, third}}.report(t)
 	// The first instance took part in all five assignments: its own join, two joins, two leaves.
 	if rebalances[0] < 5 {
 		t.Errorf("the first instance counted %d rebalances, want at least 5", rebalances[0])

@@ -71,6 +71,10 @@ min.insync.replicas 2.`,
 
 // adminClient connects a franz-go admin client with the shared Kafka settings.
 func adminClient(k config.Kafka) (*kadm.Client, func(), error) {
+	// A wrong certificate or password fails here with an error that names the setting.
+	if err := kafkaclient.Check(context.Background(), k); err != nil {
+		return nil, nil, err
+	}
 	opts, err := kafkaclient.Options(k)
 	if err != nil {
 		return nil, nil, err

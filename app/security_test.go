@@ -35,9 +35,9 @@ func secureEnv(t *testing.T, pki *servicetest.PKI, brokers []string, password st
 }
 
 // TestOperatorCommandsAndServiceUseTheSameSecuritySettings: `pingpong topics create` reaches a
-// broker with mutual TLS and SCRAM through the same variables as the service, and the service
-// with a wrong password stops at once with exit code 1 and an error that says so, without
-// showing any password.
+// broker with mutual TLS and SCRAM through the same variables as the service, and both, with a
+// wrong password, stop at once with exit code 1 and an error that says so, without showing any
+// password.
 func TestOperatorCommandsAndServiceUseTheSameSecuritySettings(t *testing.T) {
 	const password = "binary-Secret-77"
 	pki := servicetest.NewPKI(t, "127.0.0.1")
@@ -59,17 +59,19 @@ func TestOperatorCommandsAndServiceUseTheSameSecuritySettings(t *testing.T) {
 		t.Errorf("topics create said:\n%s", out)
 	}
 
-	wrong := exec.Command(binary)
-	wrong.Env = append(os.Environ(), secureEnv(t, pki, brokers, "not-"+password)...)
-	out, err = wrong.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("with a wrong password: want exit code 1, got %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "Kafka authentication failed") {
-		t.Errorf("the output does not say the authentication failed:\n%s", out)
-	}
-	if strings.Contains(string(out), password) {
-		t.Errorf("the output shows a password:\n%s", out)
+	for _, args := range [][]string{nil, {"topics", "create"}} {
+		wrong := exec.Command(binary, args...)
+		wrong.Env = append(os.Environ(), secureEnv(t, pki, brokers, "not-"+password)...)
+		out, err = wrong.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("pingpong %v with a wrong password: want exit code 1, got %v\n%s", args, err, out)
+		}
+		if !strings.Contains(string(out), "Kafka authentication failed") {
+			t.Errorf("pingpong %v: the output does not say the authentication failed:\n%s", args, out)
+		}
+		if strings.Contains(string(out), password) {
+			t.Errorf("pingpong %v: the output shows a password:\n%s", args, out)
+		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 // TestInstancesJoinAndLeaveDuringLoad has a second and a third instance join the consumer group
 // while requests keep coming, then leave again (a scale out and a scale in, or a rolling
 // restart): each change is a rebalance, every instance's pingpong_partitions_assigned and
-// pingpong_rebalances_total show it, and no request is lost.
+// pingpong_rebalances_total show it, and no request is lost. The load is 500 requests a second,
+// for as long as the five assignments take.
 func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	cluster := servicetest.Cluster(t, partitions)
 	brokers := cluster.ListenAddrs()
@@ -43,7 +44,7 @@ func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
-	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), 0, chunk, interval)
+	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), 0, chunk/2, interval)
 	waitFor(t, 30*time.Second, "some of the load answered", func() bool { return handled(t, first) >= 500 })
 	second := servicetest.Start(t, cfg)
 	shared("a second instance joined", first, second)

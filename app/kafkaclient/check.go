@@ -85,7 +85,7 @@ func Explain(k config.Kafka, err error) error {
 		return fmt.Errorf("Kafka authentication failed: the broker at %s refused %s user %q; check KAFKA_SASL_USERNAME, the password (KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE) and that the broker accepts the mechanism: %w",
 			where, strings.ToUpper(k.SASL.Mechanism), k.SASL.Username, err)
 	case errors.As(err, &hostname):
-		return fmt.Errorf("TLS verification failed: the broker's certificate at %s is not for the name connected to; set KAFKA_TLS_SERVER_NAME to a name it is for: %w", where, err)
+		return fmt.Errorf("TLS verification failed: the broker's certificate at %s is not valid for the name connected to; set KAFKA_TLS_SERVER_NAME to a name it is for: %w", where, err)
 	case errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &verify):
 		return fmt.Errorf("TLS verification failed: the broker's certificate at %s is not signed by a trusted CA; set KAFKA_TLS_CA_FILE to the CA that signs it: %w", where, err)
 	case errors.As(err, &record):

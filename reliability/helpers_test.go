@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,11 +54,19 @@ func (f figures) report(t *testing.T) {
 	}
 }
 
-// config is the service's configuration for brokers as servicetest gives it (short retries),
-// edited by edit.
+// serviceConfig is the service's configuration for brokers as servicetest gives it (short
+// retries), edited by edit. KAFKA_TRANSPORT, when set, picks the transport, as it does for the
+// binary: `KAFKA_TRANSPORT=watermill-kafka go test ./reliability/` runs the scenarios on the
+// other one.
 func serviceConfig(t *testing.T, brokers []string, edit ...func(*config.Service)) config.Service {
 	t.Helper()
 	cfg := servicetest.Config(t, brokers)
+	if name, ok := os.LookupEnv("KAFKA_TRANSPORT"); ok {
+		cfg.Transport.Name = name
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, e := range edit {
 		e(&cfg)
 	}

@@ -66,9 +66,11 @@ func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	rebalances := []int{int(metric(t, first, "pingpong_rebalances_total")), int(metric(t, second, "pingpong_rebalances_total")), int(metric(t, third, "pingpong_rebalances_total"))}
 	figures{scenario: fmt.Sprintf("2nd and 3rd instance join, then leave (rebalances seen by each: %v)", rebalances),
 		fault: "4 rebalances", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{first, second, third}}.report(t)
-	// The first instance took part in all five assignments: its own join, two joins, two leaves.
-	if rebalances[0] < 5 {
-		t.Errorf("the first instance counted %d rebalances, want at least 5", rebalances[0])
+	// The first instance's partitions changed when it joined, when the second joined (it gave
+	// half away) and when the others left (it took them back); with a cooperative protocol the
+	// third one's arrival may leave it as it was.
+	if rebalances[0] < 3 || rebalances[1] < 1 || rebalances[2] < 1 {
+		t.Errorf("rebalances counted %v: want at least 3 for the first instance and 1 for the others", rebalances)
 	}
 	if n := handled(t, second) + handled(t, third); n == 0 {
 		t.Error("the instances that joined answered nothing: the load was not shared")

@@ -1,49 +1,58 @@
 package transport_test
 
 import (
-	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/sirupsen/logrus"
 
-	"github.com/pingpong/pingpong/app/logging"
 	"github.com/pingpong/pingpong/app/transport"
 )
 
-func TestAssignmentIsLoggedAndCounted(t *testing.T) {
-	logs := &bytes.Buffer{}
-	logger := logrus.New()
-	logger.SetOutput(logs)
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	reg := prometheus.NewRegistry()
-	a := transport.NewAssignment(reg, logging.Watermill(logrus.NewEntry(logger)))
-
-	a.Assigned("member-1", 4, map[string][]int32{"t.requested": {3, 0, 2}})
+func expect(t *testing.T, reg *prometheus.Registry, when string, partitions, rebalances int) {
+	t.Helper()
 	want := `
-# HELP pingpong_partitions_assigned Partitions of the input topic this instance consumes now (0 while the group rebalances).
+# HELP pingpong_partitions_assigned Partitions of the input topic this instance consumes now.
 # TYPE pingpong_partitions_assigned gauge
-pingpong_partitions_assigned 3
-# HELP pingpong_rebalances_total Partition assignments received from the consumer group: one per rebalance this instance took part in.
+pingpong_partitions_assigned ` + itoa(partitions) + `
+# HELP pingpong_rebalances_total Consumer group rebalances that changed this instance's partitions (once per generation).
 # TYPE pingpong_rebalances_total counter
-pingpong_rebalances_total 1
+pingpong_rebalances_total ` + itoa(rebalances) + `
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
-		t.Error(err)
+		t.Errorf("%s: %v", when, err)
 	}
-	a.Revoked("member-1", 4)
-	revoked := strings.Replace(want, "pingpong_partitions_assigned 3", "pingpong_partitions_assigned 0", 1)
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(revoked)); err != nil {
-		t.Errorf("after the revocation: %v", err)
-	}
-	for _, line := range []string{
-		`"msg":"Consumer group partitions assigned"`, `"generation":4`, `"member_id":"member-1"`, `"partitions_count":3`,
-		`"msg":"Consumer group partitions revoked"`, `"partitions":{"t.requested":[0,2,3]}`,
-	} {
-		if !strings.Contains(logs.String(), line) {
-			t.Errorf("the logs have no %s:\n%s", line, logs)
-		}
-	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestAssignmentFollowsEagerAndCooperativeRebalances: an eager protocol revokes everything and
+// assigns anew; a cooperative one moves only some partitions, in two generations. Both keep the
+// gauge right and count one rebalance per generation that changed the assignment.
+func TestAssignmentFollowsEagerAndCooperativeRebalances(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := transport.NewAssignment(reg)
+	expect(t, reg, "before joining", 0, 0)
+
+	a.Assigned(1, map[string][]int32{"t": {0, 1, 2, 3}})
+	expect(t, reg, "joined", 4, 1)
+
+	// Eager: everything revoked in generation 1, half of it assigned in generation 2.
+	a.Revoked(1, map[string][]int32{"t": {0, 1, 2, 3}})
+	expect(t, reg, "revoked", 0, 1)
+	a.Assigned(2, map[string][]int32{"t": {0, 1}})
+	expect(t, reg, "eager rebalance", 2, 2)
+
+	// Cooperative: one partition revoked in generation 3, nothing new in generation 4.
+	a.Revoked(3, map[string][]int32{"t": {1}})
+	expect(t, reg, "cooperative revoke", 1, 3)
+	a.Assigned(4, map[string][]int32{"t": {}})
+	expect(t, reg, "a rebalance that changed nothing here", 1, 3)
+	a.Assigned(5, map[string][]int32{"t": {2, 3}})
+	expect(t, reg, "cooperative assignment", 3, 4)
+
+	var none *transport.Assignment
+	none.Assigned(6, map[string][]int32{"t": {9}}) // a nil Assignment does nothing
 }

@@ -36,8 +36,8 @@ func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
 			t.Errorf("header %s carried beyond the budget", k)
 		}
 	}
-	if got := rec.Metadata.Get(middleware.HeaderOriginalOmitted); !strings.Contains(got, "not carried: 2 of its headers (1011 bytes)") {
-		t.Errorf("%s %q", middleware.HeaderOriginalOmitted, got)
+	if _, ok := rec.Metadata[middleware.HeaderOriginalOmitted]; ok {
+		t.Error("the value was carried: no pingpong_original_omitted (the operator tools replay the record)")
 	}
 }
 

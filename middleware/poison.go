@@ -32,8 +32,8 @@ const (
 	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339
 	HeaderOriginal        = "pingpong_original"         // the request's bytes, exactly as read
 	HeaderOriginalKey     = "pingpong_original_key"     // the request's record key, when it had one
-	// HeaderOriginalOmitted is set when a part of the request (its value, key or headers) was
-	// too large to carry; it says which and why.
+	// HeaderOriginalOmitted replaces HeaderOriginal when the request was too large to carry;
+	// it says why, and what else (its key, some headers) was left out.
 	HeaderOriginalOmitted = "pingpong_original_omitted"
 
 	// Set by `pingpong dlq replay` on the requests it republishes, and carried over to the poison
@@ -152,8 +152,8 @@ const maxReplayHeaderBytes = 512
 
 // carry puts the request on the poison record: its value (HeaderOriginal), its key
 // (HeaderOriginalKey) and, as Watermill's PoisonQueue does, its own headers, in that order of
-// use to an operator, while they fit MaxOriginalBytes together. What does not fit is named in
-// HeaderOriginalOmitted. So a request with huge headers or a huge key (a compressed batch can
+// use to an operator, while they fit MaxOriginalBytes together. When the value does not fit,
+// HeaderOriginalOmitted replaces it and names all that was left out. So a request with huge headers or a huge key (a compressed batch can
 // bring the broker many times its message.max.bytes of them) cannot make its poison record too
 // large to publish, which would leave it unanswerable and its partition blocked.
 func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
@@ -169,7 +169,8 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 		return true
 	}
 	var omitted []string
-	if fits(len(msg.Payload)) {
+	valueCarried := fits(len(msg.Payload))
+	if valueCarried {
 		record.Metadata.Set(HeaderOriginal, string(msg.Payload))
 	} else {
 		omitted = append(omitted, fmt.Sprintf("its value (%d bytes)", len(msg.Payload)))
@@ -210,7 +211,9 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 	if dropped > 0 {
 		omitted = append(omitted, fmt.Sprintf("%d of its headers (%d bytes)", dropped, droppedBytes))
 	}
-	if len(omitted) > 0 {
+	// HeaderOriginalOmitted keeps its stable meaning: present when HeaderOriginal is not (the
+	// operator tools do not replay such a record). It then lists all that was left out.
+	if !valueCarried {
 		record.Metadata.Set(HeaderOriginalOmitted, fmt.Sprintf("the request is %d bytes, above the %d that a poison record carries; not carried: %s",
 			requestBytes(msg, key), pq.MaxOriginalBytes, strings.Join(omitted, ", ")))
 	}

@@ -4,6 +4,7 @@
 //
 //	go run ./bench                       # the full run (task bench); writes docs/performance.md
 //	go run ./bench -requests 20000 -partitions 4 -out ''   # a quick look
+//	go run ./bench -produce-latency 2ms  # as on a replicated cluster: each write takes 2 ms
 //
 // For each system it measures the drain throughput of a preloaded backlog of mixed requests,
 // the end-to-end latency at a steady request rate, and the peak resident memory of the process,
@@ -37,6 +38,7 @@ func main() {
 	flag.DurationVar(&opts.latencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	flag.StringVar(&systems, "systems", strings.Join([]string{systemService, systemWatermill, systemCeiling}, ","), "systems to compare")
 	flag.StringVar(&opts.out, "out", "docs/performance.md", "Markdown file for the results; empty prints only")
+	flag.DurationVar(&opts.produceLatency, "produce-latency", 0, "delay the broker adds to every produce request, as a replicated acks=all write takes on a real cluster")
 	flag.Parse()
 	for _, p := range strings.Split(partitions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -60,6 +62,8 @@ type options struct {
 	latencyFor time.Duration
 	systems    []string
 	out        string
+	// produceLatency models a real cluster's write round trip (kfake answers at once).
+	produceLatency time.Duration
 }
 
 // buildService builds the pingpong binary the way a release does.

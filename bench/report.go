@@ -9,7 +9,11 @@ import (
 // render writes the results as the Markdown of docs/performance.md's figures.
 func render(o options, results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Figures\n\nMeasured by `go run ./bench` (`task bench`) on %s, %s. One in-process kfake broker; each system in its own process.\n\n", machine(), time.Now().UTC().Format("2006-01-02"))
+	latency := "answering at once"
+	if o.produceLatency > 0 {
+		latency = fmt.Sprintf("adding %v to every produce request, as a replicated acks=all write takes (`-produce-latency %v`)", o.produceLatency, o.produceLatency)
+	}
+	fmt.Fprintf(&b, "Measured by `go run ./bench` (`task bench`) on %s, %s. One in-process kfake broker %s; each system in its own process.\n\n", machine(), time.Now().UTC().Format("2006-01-02"), latency)
 	ceiling := map[int]float64{}
 	for _, r := range results {
 		if r.system == systemCeiling && r.partitions > 0 {
@@ -22,7 +26,7 @@ func render(o options, results []result) string {
 			baseline[r.partitions] = r.perSecond
 		}
 	}
-	fmt.Fprintf(&b, "### Drain of a preloaded backlog of %d mixed requests\n\n", o.requests)
+	fmt.Fprintf(&b, "#### Drain of a preloaded backlog of %d mixed requests\n\n", o.requests)
 	b.WriteString("| system | partitions | requests/s | of the ceiling | × watermill-kafka defaults | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.partitions == 0 {
@@ -31,7 +35,7 @@ func render(o options, results []result) string {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, r.perSecond,
 			ratio(r.perSecond, ceiling[r.partitions], "%.0f%%", 100), ratio(r.perSecond, baseline[r.partitions], "%.1f×", 1), mib(r.peakRSS), r.lost, r.dups, r.wrong)
 	}
-	fmt.Fprintf(&b, "\n### End-to-end latency at a steady %d requests/s for %v (4 partitions)\n\n", o.rate, o.latencyFor)
+	fmt.Fprintf(&b, "\n#### End-to-end latency at a steady %d requests/s for %v (4 partitions)\n\n", o.rate, o.latencyFor)
 	b.WriteString("| system | p50 | p99 | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.partitions != 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // result is one measurement of one system.
@@ -43,6 +44,14 @@ func run(o options) error {
 		return err
 	}
 	defer cluster.Close()
+	if o.produceLatency > 0 {
+		// Each produce request waits before the broker handles it; SleepControl lets the broker
+		// serve everything else meanwhile.
+		cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+			cluster.SleepControl(func() { time.Sleep(o.produceLatency) })
+			return nil, nil, false
+		})
+	}
 	brokers := cluster.ListenAddrs()
 
 	var results []result
@@ -71,7 +80,7 @@ func run(o options) error {
 	report := render(o, results)
 	fmt.Print(report)
 	if o.out != "" {
-		if err := writeFigures(o.out, report); err != nil {
+		if err := writeFigures(o.out, o.produceLatency, report); err != nil {
 			return err
 		}
 	}
@@ -262,13 +271,11 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// The figures go between these markers of the output file; the prose around them stays.
-const (
-	figuresStart = "<!-- figures: written by go run ./bench -->"
-	figuresEnd   = "<!-- end of figures -->"
-)
-
-func writeFigures(path, figures string) error {
+// writeFigures puts the figures between markers of the output file, one block per produce
+// latency, so that the prose around them and the other blocks stay.
+func writeFigures(path string, latency time.Duration, figures string) error {
+	figuresStart := fmt.Sprintf("<!-- figures, produce latency %v: written by go run ./bench -->", latency)
+	figuresEnd := fmt.Sprintf("<!-- end of figures, produce latency %v -->", latency)
 	doc, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

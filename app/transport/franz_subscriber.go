@@ -31,8 +31,11 @@ type FranzSubscriberConfig struct {
 	// Window is how many messages of one partition may be in flight at once; 1 keeps each
 	// partition in strict order.
 	Window int
-	// NackResendSleep is the pause before a nacked message is delivered again.
-	NackResendSleep time.Duration
+	// NackResendSleep is the pause before a nacked message is delivered again; it doubles with
+	// each further nack of the same message, up to MaxNackResendSleep, so that a partition whose
+	// answers cannot be published at all (both output topics down) is retried, not hammered.
+	NackResendSleep    time.Duration
+	MaxNackResendSleep time.Duration
 	// DrainTimeout bounds how long Close waits for the messages in flight to be acked.
 	DrainTimeout time.Duration
 	// Assignment, when not nil, follows the partitions assigned, revoked and lost.
@@ -66,6 +69,9 @@ func NewFranzSubscriber(cfg FranzSubscriberConfig, logger watermill.LoggerAdapte
 	if cfg.NackResendSleep <= 0 {
 		cfg.NackResendSleep = 100 * time.Millisecond
 	}
+	if cfg.MaxNackResendSleep < cfg.NackResendSleep {
+		cfg.MaxNackResendSleep = max(cfg.NackResendSleep, 10*time.Second)
+	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
@@ -89,6 +95,9 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		// franz-go's default (50 MB a fetch) would hold a whole backlog in memory.
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
+		// A crashed member's partitions move after 10 s (Sarama's default) rather than
+		// franz-go's 45 s.
+		kgo.SessionTimeout(10*time.Second),
 		// Only what the tracker marks is committed: never past an unacked message.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
@@ -368,6 +377,7 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 	defer w.consumer.senders.Done()
 	defer w.inFlight.Done()
 	defer func() { <-w.slots }()
+	resendSleep := w.consumer.cfg.NackResendSleep
 	for {
 		select {
 		case <-msg.Acked():
@@ -377,7 +387,8 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 			return
 		case <-msg.Nacked():
 			select {
-			case <-time.After(w.consumer.cfg.NackResendSleep):
+			case <-time.After(resendSleep):
+				resendSleep = min(2*resendSleep, w.consumer.cfg.MaxNackResendSleep)
 			case <-w.stop:
 				return // not acked, so not committed: delivered again after the restart or rebalance
 			}

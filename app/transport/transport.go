@@ -64,13 +64,14 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		reset = kgo.NewOffset().AtEnd()
 	}
 	if k.Subscriber, err = NewFranzSubscriber(FranzSubscriberConfig{
-		ClientOptions:   opts,
-		ConsumerGroup:   c.ConsumerGroup,
-		ResetOffset:     reset,
-		Window:          c.Transport.PartitionWindow,
-		DrainTimeout:    c.ShutdownTimeout,
-		NackResendSleep: c.Retry.InitialInterval,
-		Assignment:      assignment,
+		ClientOptions:      opts,
+		ConsumerGroup:      c.ConsumerGroup,
+		ResetOffset:        reset,
+		Window:             c.Transport.PartitionWindow,
+		DrainTimeout:       c.ShutdownTimeout,
+		NackResendSleep:    c.Retry.InitialInterval,
+		MaxNackResendSleep: c.Retry.MaxInterval,
+		Assignment:         assignment,
 	}, logger); err != nil {
 		return k, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,26 +16,42 @@ import (
 
 // Connect opens a franz-go client with the shared settings plus opts and makes sure a broker
 // answers within KAFKA_TIMEOUT, so that an operator tool pointed at the wrong address fails
-// with an error that says so rather than hanging on its first request.
+// with an error that says so rather than hanging on its first request. A refused TLS handshake
+// or SASL login gets the same explanation as the service's start-up Check.
 func Connect(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*kgo.Client, error) {
 	base, err := Options(k)
 	if err != nil {
 		return nil, err
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	var sasl saslWatch
+	client, err := kgo.NewClient(append(append(base, kgo.WithHooks(&sasl)), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kafka client: %w", err)
 	}
-	if err := ping(ctx, client, k.Timeout); err != nil {
+	if err := ping(ctx, client, k.Timeout, sasl.failed.Load); err != nil {
 		client.Close()
+		if sasl.failed.Load() {
+			err = &saslError{err}
+		}
+		if !unreachable(err) {
+			return nil, Explain(k, err)
+		}
 		return nil, &UnreachableError{Brokers: k.Brokers, Timeout: k.Timeout, Err: err}
 	}
 	return client, nil
 }
 
+// unreachable is an error that says only that no broker answered: nothing listens, or nothing
+// answered in time.
+func unreachable(err error) bool {
+	var exchange *saslError
+	return !errors.As(err, &exchange) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded))
+}
+
 // ping asks the brokers for metadata until one answers or timeout passes. A refused
 // connection is tried again: the broker may be starting (`go run ./app` in another terminal).
-func ping(ctx context.Context, client *kgo.Client, timeout time.Duration) error {
+// refused reports a login the broker turned down, which no retry changes.
+func ping(ctx context.Context, client *kgo.Client, timeout time.Duration, refused func() bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -43,7 +60,7 @@ func ping(ctx context.Context, client *kgo.Client, timeout time.Duration) error 
 			return nil
 		}
 		var kafkaErr *kerr.Error
-		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable {
+		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable || refused() {
 			return err // the broker answered, with a refusal (SASL authentication, say)
 		}
 		select {

@@ -2,6 +2,7 @@ package kafkaclient_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,29 @@ func TestCheckNamesTheProblem(t *testing.T) {
 				t.Fatalf("error %v does not say %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// TestConnectExplainsARefusedLogin: the operator tools get the same plain answer as the service
+// when their credentials are refused, not a generic "cannot reach Kafka" after the timeout.
+func TestConnectExplainsARefusedLogin(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1, kfake.EnableSASL(), kfake.Superuser(config.SASLScramSHA256, "u", "right"))
+	k := config.Kafka{Brokers: cluster.ListenAddrs()[0], Timeout: 5 * time.Second}
+
+	k.SASL = config.SASL{Mechanism: config.SASLScramSHA256, Username: "u", Password: "right"}
+	client, err := kafkaclient.Connect(context.Background(), k)
+	if err != nil {
+		t.Fatalf("the right password: %v", err)
+	}
+	client.Close()
+
+	k.SASL.Password = "wrong"
+	_, err = kafkaclient.Connect(context.Background(), k)
+	if err == nil || !strings.Contains(err.Error(), "Kafka authentication failed") || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	var unreachable *kafkaclient.UnreachableError
+	if _, err := kafkaclient.Connect(context.Background(), config.Kafka{Brokers: "127.0.0.1:1", Timeout: 500 * time.Millisecond}); !errors.As(err, &unreachable) {
+		t.Errorf("nothing listening is still reported as unreachable: %v", err)
 	}
 }

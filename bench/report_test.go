@@ -1,0 +1,36 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWriteFiguresReplacesOnlyItsBlock: a run rewrites the figures of its produce latency and
+// leaves the prose and the other run's figures as they are.
+func TestWriteFiguresReplacesOnlyItsBlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "performance.md")
+	if err := os.WriteFile(path, []byte("# Performance\n\nprose\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		latency time.Duration
+		figures string
+	}{{0, "fast v1\n"}, {2 * time.Millisecond, "slow v1\n"}, {0, "fast v2\n"}} {
+		if err := writeFigures(path, step.latency, step.figures); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, _ := os.ReadFile(path)
+	text := string(doc)
+	for _, want := range []string{"prose", "fast v2", "slow v1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%q is missing:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "fast v1") || strings.Count(text, "written by go run ./bench") != 2 {
+		t.Errorf("the first block was not replaced in place:\n%s", text)
+	}
+}

@@ -412,10 +412,7 @@ func TestDLQReplayAfterTheCauseIsFixed(t *testing.T) {
 // TestDLQReplayAsksOnATerminal runs the binary on a terminal (util-linux's script makes one) and
 // answers its question.
 func TestDLQReplayAsksOnATerminal(t *testing.T) {
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script is not installed: apt-get install bsdutils (it gives the binary a terminal)")
-	}
+	script := servicetest.RequireTool(t, "script", "apt-get install bsdutils (it gives the binary a terminal)")
 	cluster := servicetest.Cluster(t, 1)
 	brokers := cluster.ListenAddrs()
 	client := servicetest.Client(t, brokers)

@@ -15,10 +15,7 @@ import (
 // kcat, an independent client: a malformed request shows in `dlq list`, and `ping` gets its
 // answers from the running service.
 func TestKcatRequestsShowInDLQListAndPingIsAnswered(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatal("kcat is not installed: apt-get install kcat (.ci/run installs it)")
-	}
+	kcat := servicetest.RequireTool(t, "kcat", "apt-get install kcat")
 	cluster := servicetest.Cluster(t, 4)
 	brokers := cluster.ListenAddrs()
 	servicetest.Start(t, servicetest.Config(t, brokers))

@@ -210,10 +210,7 @@ func TestVersionIsStamped(t *testing.T) {
 // TestEmbeddedBrokerAnswersKcat is the README's quick start: the binary with no configuration at
 // all, and kcat, an independent client, on 127.0.0.1:9092.
 func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatal("kcat is not installed: apt-get install kcat (.ci/run installs it)")
-	}
+	kcat := servicetest.RequireTool(t, "kcat", "apt-get install kcat")
 	p := startBinary(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 // repoRoot is where compose.yaml, the Dockerfile and Taskfile.yml are: tests run in this
@@ -132,11 +133,7 @@ func readYAML(t *testing.T, path string, v any) {
 // requireTool finds an external program or fails the test saying how to install it.
 func requireTool(t *testing.T, name, install string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed, and this test needs it: %s (.ci/run installs it)", name, install)
-	}
-	return path
+	return servicetest.RequireTool(t, name, install)
 }
 
 // run runs a program in the repository root and returns its combined output, stopping the

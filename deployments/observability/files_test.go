@@ -8,12 +8,12 @@ package observability_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/pingpong/pingpong/app/servicetest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -30,12 +30,7 @@ const (
 // requireTool finds a program of Debian's prometheus package, or fails saying how to get it.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed: install Debian's prometheus package (apt-get install prometheus), "+
-			"which has prometheus and promtool; .ci/run installs it", name)
-	}
-	return path
+	return servicetest.RequireTool(t, name, "install Debian's prometheus package (apt-get install prometheus), which has prometheus and promtool")
 }
 
 // ruleFile is a Prometheus rule file.

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pingpong/pingpong/app/servicetest"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -671,10 +672,7 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatal("promtool is missing: install it (Debian: apt-get install prometheus; elsewhere from https://prometheus.io/download/) to check the Kafka alerts; .ci/run installs it")
-	}
+	promtool := servicetest.RequireTool(t, "promtool", "Debian: apt-get install prometheus; elsewhere from https://prometheus.io/download/")
 	groups, err := yaml.Marshal(map[string]any{"groups": pr.Spec.Groups})
 	if err != nil {
 		t.Fatal(err)

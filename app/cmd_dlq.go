@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,15 @@ func toolKafka(common *shared) (config.Kafka, []kgo.Opt, error) {
 		k.Brokers = devBroker
 	}
 	return k, []kgo.Opt{kgo.WithLogger(logging.Kgo(logger))}, nil
+}
+
+// openQueue opens the poison queue with the shared settings.
+func openQueue(ctx context.Context, common *shared) (*dlq.Queue, error) {
+	k, opts, err := toolKafka(common)
+	if err != nil {
+		return nil, err
+	}
+	return dlq.Open(ctx, k, opts...)
 }
 
 func newDLQCommand(common *shared) *cobra.Command {
@@ -213,11 +223,7 @@ start of the original request).
 				return usageError{errors.New("--follow and --until do not go together: following has no end")}
 			}
 			selection.Follow = follow
-			k, opts, err := toolKafka(common)
-			if err != nil {
-				return err
-			}
-			q, err := dlq.Open(cmd.Context(), k, opts...)
+			q, err := openQueue(cmd.Context(), common)
 			if err != nil {
 				return err
 			}
@@ -276,11 +282,7 @@ JSON, a hex dump when they are not text), then every header as read.`,
 			if err := output.check(); err != nil {
 				return err
 			}
-			k, opts, err := toolKafka(common)
-			if err != nil {
-				return err
-			}
-			q, err := dlq.Open(cmd.Context(), k, opts...)
+			q, err := openQueue(cmd.Context(), common)
 			if err != nil {
 				return err
 			}
@@ -322,11 +324,7 @@ those of requests that had been replayed before.`,
 			if err := output.check(); err != nil {
 				return err
 			}
-			k, opts, err := toolKafka(common)
-			if err != nil {
-				return err
-			}
-			q, err := dlq.Open(cmd.Context(), k, opts...)
+			q, err := openQueue(cmd.Context(), common)
 			if err != nil {
 				return err
 			}
@@ -393,11 +391,7 @@ terminal it refuses (exit code 2). --dry-run only shows.`,
 				return exitError{errors.New("refusing to replay without confirmation: stdin is not a terminal. " +
 					"Pass --yes to replay, or --dry-run to see what would be replayed"), exitUsage}
 			}
-			k, opts, err := toolKafka(common)
-			if err != nil {
-				return err
-			}
-			q, err := dlq.Open(cmd.Context(), k, opts...)
+			q, err := openQueue(cmd.Context(), common)
 			if err != nil {
 				return err
 			}

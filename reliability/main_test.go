@@ -1,16 +1,16 @@
 package reliability_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 // binary is the pingpong binary, built once, for the scenarios that kill the process.
@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 // process is a running pingpong binary.
 type process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *servicetest.SyncBuffer
 	done   chan error
 }
 
@@ -48,7 +48,7 @@ func startBinary(t *testing.T, brokers []string) *process {
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
 	)
-	p := &process{cmd: cmd, output: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, output: &servicetest.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -77,22 +77,4 @@ func (p *process) kill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("still running 10 s after SIGKILL")
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,13 +1,11 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +79,7 @@ func TestTLSAndSASLEndToEnd(t *testing.T) {
 			cfg := secureConfig(t, brokers, pki, mechanism)
 			cfg.ConsumerGroup = "pingpong-" + strings.ToLower(mechanism) // a fresh group: only this run's answers
 			cfg.ConsumerOffset = config.OffsetLatest
-			logs := &lockedBuffer{}
+			logs := &servicetest.SyncBuffer{}
 			logger := logrus.New()
 			logger.SetOutput(logs)
 			logger.SetLevel(logrus.TraceLevel)
@@ -195,28 +193,4 @@ func TestHTTPServesOnlyMetricsAndHealth(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics: %d, want 405", resp.StatusCode)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that the logger writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
 }

@@ -73,7 +73,7 @@ func (r *Running) Stop() error { return r.stop() }
 // fails (all of them with go test -v).
 func Start(t testing.TB, cfg config.Service) *Running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	logger, err := logging.New(cfg.Logging, logs)
 	if err != nil {
 		t.Fatal(err)
@@ -114,25 +114,26 @@ func Start(t testing.TB, cfg config.Service) *Running {
 
 type testWriter struct{ t testing.TB }
 
-// syncBuffer is a bytes.Buffer the service's goroutines can log to at once.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that one side writes (a logger, a child process) while the test
+// reads it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func (b *syncBuffer) Len() int {
+func (b *SyncBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Len()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -22,68 +21,23 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pingpong-bin")
+	var remove func()
+	var err error
+	binary, remove, err = servicetest.BuildBinary(".",
+		"-X github.com/pingpong/pingpong/app/buildinfo.Version=v9.9.9-test -X github.com/pingpong/pingpong/app/buildinfo.Commit=abc1234")
 	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "pingpong")
-	build := exec.Command("go", "build", "-o", binary,
-		"-ldflags", "-X github.com/pingpong/pingpong/app/buildinfo.Version=v9.9.9-test -X github.com/pingpong/pingpong/app/buildinfo.Commit=abc1234", ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
-// process is a running pingpong binary.
-type process struct {
-	cmd    *exec.Cmd
-	output *servicetest.SyncBuffer
-	done   chan error
-}
-
-func startBinary(t *testing.T, env []string, args ...string) *process {
+// startBinary runs the built binary with env added to the environment.
+func startBinary(t *testing.T, env []string, args ...string) *servicetest.Process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &process{cmd: cmd, output: &servicetest.SyncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("pingpong output:\n%s", lastLines(p.output.String(), 40))
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and returns the exit code, or fails the test if the process outlives timeout.
-func (p *process) stop(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		return 0
-	case <-time.After(timeout):
-		t.Fatalf("still running %v after SIGTERM", timeout)
-		return -1
-	}
+	return servicetest.StartBinary(t, binary, env, args...)
 }
 
 func serviceEnv(brokers []string) []string {
@@ -110,7 +64,7 @@ func TestBinaryDrainsAPreloadedBacklog(t *testing.T) {
 	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
 		t.Fatalf("%s\nmissing %v\nwrong %v", tally, first(tally.Missing), first(tally.Wrong))
 	}
-	if code := p.stop(t, 20*time.Second); code != 0 {
+	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 }
@@ -132,11 +86,11 @@ func TestSIGTERMDuringLoadLosesNothing(t *testing.T) {
 		}
 	}
 	stopped := time.Now()
-	if code := firstRun.stop(t, 20*time.Second); code != 0 {
+	if code := firstRun.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 	t.Logf("stopped in %v", time.Since(stopped).Round(time.Millisecond))
-	if !strings.Contains(firstRun.output.String(), "Stopped cleanly") {
+	if !strings.Contains(firstRun.Output.String(), "Stopped cleanly") {
 		t.Errorf("no clean stop in the logs")
 	}
 	midway := servicetest.Check(reqs, reader.Answers())
@@ -150,7 +104,7 @@ func TestSIGTERMDuringLoadLosesNothing(t *testing.T) {
 	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
 		t.Fatalf("%s\nmissing %v\nwrong %v", tally, first(tally.Missing), first(tally.Wrong))
 	}
-	if code := secondRun.stop(t, 20*time.Second); code != 0 {
+	if code := secondRun.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }
@@ -194,11 +148,11 @@ func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
 	p := startBinary(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for !strings.Contains(p.output.String(), "Starting handler") {
-		select {
-		case err := <-p.done:
-			p.done <- err
+	for !strings.Contains(p.Output.String(), "Starting handler") {
+		if err, exited := p.Exited(); exited {
 			t.Fatalf("the service exited (%v); is 127.0.0.1:9092 or :8080 in use?", err)
+		}
+		select {
 		case <-ctx.Done():
 			t.Fatalf("the service did not start within a minute")
 		case <-time.After(50 * time.Millisecond):
@@ -218,17 +172,9 @@ func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
 	if got, want := strings.TrimSpace(string(out)), `kcat-1 {"transaction-id": "kcat-1", "payload": {"message": "pong"}}`; got != want {
 		t.Errorf("kcat read %q, want %q", got, want)
 	}
-	if code := p.stop(t, 20*time.Second); code != 0 {
+	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func first(s []string) []string { return s[:min(len(s), 10)] }

@@ -33,11 +33,12 @@ func (o Observe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		// Requests from other teams rarely carry one; answers and logs need one to be followed.
 		// One too long to be an id is replaced rather than copied into every answer and log line.
-		if len(wmmiddleware.MessageCorrelationID(msg)) > MaxCorrelationIDBytes {
-			msg.Metadata.Set(wmmiddleware.CorrelationIDMetadataKey, "")
+		id := wmmiddleware.MessageCorrelationID(msg)
+		if id == "" || len(id) > MaxCorrelationIDBytes {
+			id = handlers.NewID()
+			msg.Metadata.Set(wmmiddleware.CorrelationIDMetadataKey, id)
 		}
-		wmmiddleware.SetCorrelationID(handlers.NewID(), msg)
-		ev.CorrelationID = wmmiddleware.MessageCorrelationID(msg)
+		ev.CorrelationID = id
 
 		o.Metrics.InFlight.Inc()
 		answers, err := h(msg)

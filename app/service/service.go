@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,12 +79,14 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	wmMetrics := metrics.NewPrometheusMetricsBuilder(s.registry, "pingpong", "watermill")
-	wmMetrics.AddPrometheusRouterMetrics(s.router)
-	pub, err := wmMetrics.DecoratePublisher(rawPub)
+	// Watermill's metrics series, resolved once rather than for every message (RouterMetrics says
+	// why), outermost so that they time the whole chain.
+	routerMetrics, err := middleware.NewRouterMetrics(s.registry, "pingpong", "watermill", HandlerName, sub, rawPub)
 	if err != nil {
 		return nil, err
 	}
+	s.router.AddMiddleware(middleware.GrowStack, routerMetrics.Middleware)
+	pub := routerMetrics.DecoratePublisher(rawPub)
 
 	handler := handlers.PingPong{MaxRequestBytes: cfg.MaxRequestBytes}
 	chain := middleware.Chain(handler.Handle, middleware.ChainConfig{

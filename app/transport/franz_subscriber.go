@@ -14,10 +14,15 @@ import (
 	"github.com/pingpong/pingpong/middleware"
 )
 
-// Read-ahead bounds of the subscriber's fetches.
+// Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
+// flight) needs a few kilobytes of read-ahead per partition to stay full, and every fetched
+// byte is decoded at once into records: with 1 MB a fetch and 256 KB a partition the service
+// held about 25 MB of decoded records during a drain, with these about 5 MB, at the same
+// throughput (docs/performance.md). A record larger than these is still fetched: a broker always
+// returns at least the first batch of a partition whole.
 const (
-	fetchMaxBytes          = 1 << 20
-	fetchMaxPartitionBytes = 256 << 10
+	fetchMaxBytes          = 256 << 10
+	fetchMaxPartitionBytes = 64 << 10
 	pollMaxRecords         = 1000
 )
 
@@ -347,14 +352,26 @@ func (w *partitionWorker) dispatch(rec *kgo.Record) bool {
 	}
 	msg := w.consumer.toMessage(rec)
 	w.tracker.dispatched(rec)
+	// What awaitAck needs, taken now: holding rec itself would keep its whole fetched batch
+	// (franz-go decodes a batch's records into one slice, over one buffer) in memory for as long
+	// as any of its messages is in flight. The context is the one the subscriber gave the message
+	// (its source), kept for a redelivery: the router and the middleware replace the message's own.
+	pending := pendingMessage{offset: rec.Offset, ctx: msg.Context()}
 	w.inFlight.Add(1)
 	if !w.deliver(msg) {
 		w.inFlight.Done()
 		return false
 	}
 	w.consumer.senders.Add(1)
-	go w.awaitAck(rec, msg)
+	go w.awaitAck(pending, msg)
 	return true
+}
+
+// pendingMessage is what a message awaiting its ack needs of its record: the offset to mark,
+// and the context the subscriber gave it, for a redelivery.
+type pendingMessage struct {
+	offset int64
+	ctx    context.Context
 }
 
 func (w *partitionWorker) deliver(msg *message.Message) bool {
@@ -373,7 +390,7 @@ func (w *partitionWorker) deliver(msg *message.Message) bool {
 
 // awaitAck marks the committable offset once the message is acked, and delivers it again when
 // it is nacked.
-func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
+func (w *partitionWorker) awaitAck(pending pendingMessage, msg *message.Message) {
 	defer w.consumer.senders.Done()
 	defer w.inFlight.Done()
 	defer func() { <-w.slots }()
@@ -381,8 +398,8 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 	for {
 		select {
 		case <-msg.Acked():
-			if commit, ok := w.tracker.acked(rec.Offset); ok {
-				w.consumer.client.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{rec.Topic: {rec.Partition: commit}})
+			if commit, ok := w.tracker.acked(pending.offset); ok {
+				w.consumer.client.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{w.consumer.topic: {w.partition: commit}})
 			}
 			return
 		case <-msg.Nacked():
@@ -393,7 +410,7 @@ func (w *partitionWorker) awaitAck(rec *kgo.Record, msg *message.Message) {
 				return // not acked, so not committed: delivered again after the restart or rebalance
 			}
 			msg = msg.Copy()
-			msg.SetContext(w.consumer.messageContext(rec))
+			msg.SetContext(pending.ctx)
 			if !w.deliver(msg) {
 				return
 			}

@@ -17,7 +17,7 @@ import (
 // Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
 // flight) needs a few kilobytes of read-ahead per partition to stay full, and every fetched
 // byte is decoded at once into records: with 1 MB a fetch and 256 KB a partition the service
-// held about 25 MB of decoded records during a drain, with these about 5 MB, at the same
+// held about 21 MB of decoded records during a drain, with these about 3 MB, at the same
 // throughput (docs/performance.md). A record larger than these is still fetched: a broker always
 // returns at least the first batch of a partition whole.
 const (

@@ -31,7 +31,7 @@ func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 	outermostFirst := []message.HandlerMiddleware{
 		observe.Middleware,
 		poison.Middleware,
-		retry.Middleware,
+		RetryAfterFirstFailure(retry),
 		wmmiddleware.Recoverer,
 		PublishAnswers(c.Publisher, c.SucceededTopic),
 		wmmiddleware.CorrelationID,

@@ -58,6 +58,8 @@ type harness struct {
 	metrics *middleware.Metrics
 	logs    *bytes.Buffer
 	chain   message.HandlerFunc
+	handler message.HandlerFunc
+	logger  *logrus.Logger
 }
 
 var source = middleware.Source{
@@ -65,27 +67,32 @@ var source = middleware.Source{
 	Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Key: []byte("k1"),
 }
 
-func newHarness(t *testing.T, h message.HandlerFunc, level logrus.Level) *harness {
+func newHarness(t testing.TB, h message.HandlerFunc, level logrus.Level) *harness {
 	t.Helper()
 	logs := &bytes.Buffer{}
 	logger := logrus.New()
 	logger.SetOutput(logs)
 	logger.SetLevel(level)
 	logger.SetFormatter(&logrus.JSONFormatter{})
-	hs := &harness{pub: newPublisher(), metrics: middleware.NewMetrics(prometheus.NewRegistry()), logs: logs}
-	hs.chain = middleware.Chain(h, middleware.ChainConfig{
-		Publisher:      hs.pub,
+	hs := &harness{pub: newPublisher(), metrics: middleware.NewMetrics(prometheus.NewRegistry()), logs: logs, handler: h, logger: logger}
+	hs.chain = hs.chainWith(hs.pub)
+	return hs
+}
+
+// chainWith builds the harness's chain around its handler, publishing with pub.
+func (hs *harness) chainWith(pub message.Publisher) message.HandlerFunc {
+	return middleware.Chain(hs.handler, middleware.ChainConfig{
+		Publisher:      pub,
 		SucceededTopic: "t.succeeded",
 		FailedTopic:    "t.failed",
 		Retry: wmmiddleware.Retry{
 			MaxRetries: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Multiplier: 2,
 		},
 		MaxOriginalBytes: 64,
-		Logger:           logrus.NewEntry(logger),
+		Logger:           logrus.NewEntry(hs.logger),
 		Metrics:          hs.metrics,
 		Source:           func(*message.Message) middleware.Source { return source },
 	})
-	return hs
 }
 
 func pingpong(msg *message.Message) ([]*message.Message, error) {

@@ -1,10 +1,13 @@
 // Package middleware is the service's Watermill middleware and the glue around Watermill's own.
 //
-// The handler chain, outermost first (app/service wires it):
+// The handler chain, outermost first (app/service wires it), below two router middleware:
+// GrowStack, which grows the handler goroutine's stack once, and RouterMetrics, which records
+// Watermill's metrics series:
 //
 //	Observe          one Event per message: correlation id, logs, metrics
 //	PoisonQueue      a handler error becomes an answer on .failed with headers that say why
-//	Retry            Watermill's, with ShouldRetry = Transient: rejections and panics are not retried
+//	Retry            Watermill's, with ShouldRetry = Transient: rejections and panics are not retried;
+//	                 entered only after a first failure (RetryAfterFirstFailure)
 //	Recoverer        Watermill's: a panic becomes an error
 //	PublishAnswers   publishes the handler's answers inside the chain, so a failed publish is retried
 //	CorrelationID    Watermill's: answers carry the request's correlation id

@@ -55,7 +55,18 @@ func idAnswer(id json.RawMessage, text string) []byte {
 	return append(answer, "}}"...)
 }
 
+// quote writes s as encoding/json does. The answers' texts are plain ASCII, which needs no
+// escaping; anything else goes through encoding/json, whose escaping (of <, > and &, of U+2028,
+// of invalid UTF-8) the answers keep.
 func quote(s string) []byte {
-	quoted, _ := json.Marshal(s) // a string always marshals
-	return quoted
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always marshals
+			return quoted
+		}
+	}
+	quoted := make([]byte, 0, len(s)+2)
+	quoted = append(quoted, '"')
+	quoted = append(quoted, s...)
+	return append(quoted, '"')
 }

@@ -160,3 +160,43 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 }
 
 var _ = fmt.Sprint
+
+// The texts before their fast paths, on encoding/json alone.
+
+func referenceQuote(s string) []byte {
+	quoted, _ := json.Marshal(s)
+	return quoted
+}
+
+func referenceKey(raw json.RawMessage) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err == nil {
+			return s
+		}
+	}
+	return string(raw)
+}
+
+var textSeeds = []string{
+	"", PongText, NotPingText, MalformedText, ProcessingErrorText + "broker unavailable", "a\"b", `a\b`, "<&>",
+	"\x00", "\x7f", "ünï", "\u2028", "\xff", `\u0041`, "tab\there",
+}
+
+// FuzzTextsMatchEncodingJSON: quote writes every text as json.Marshal does, and TransactionIDKey
+// reads every raw id, quoted by encoding/json or not, as json.Unmarshal does.
+func FuzzTextsMatchEncodingJSON(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := quote(s), referenceQuote(s); !bytes.Equal(got, want) {
+			t.Fatalf("quote(%q) = %s, encoding/json %s", s, got, want)
+		}
+		for _, raw := range []json.RawMessage{referenceQuote(s), json.RawMessage(`"` + s + `"`), json.RawMessage(s)} {
+			if got, want := TransactionIDKey(raw), referenceKey(raw); got != want {
+				t.Fatalf("TransactionIDKey(%q) = %q, encoding/json %q", raw, got, want)
+			}
+		}
+	})
+}

@@ -37,12 +37,30 @@ func (r Request) Key() string { return TransactionIDKey(r.TransactionID) }
 // TransactionIDKey turns a raw JSON id (a string or a number) into its text.
 func TransactionIDKey(raw json.RawMessage) string {
 	if len(raw) > 0 && raw[0] == '"' {
+		if text, plain := plainString(raw); plain {
+			return text
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err == nil {
 			return s
 		}
 	}
 	return string(raw)
+}
+
+// plainString reads a JSON string without escapes, control characters or non-ASCII bytes (most
+// ids) without encoding/json; false sends the others there.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 // Decode reads a request. A request it cannot accept comes back as a *Rejection with the

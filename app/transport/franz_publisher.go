@@ -40,26 +40,35 @@ func NewFranzPublisher(opts ...kgo.Opt) (*FranzPublisher, error) {
 
 // Publish produces msgs to topic and waits for the broker's acknowledgement of each.
 func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
+	acks := &acknowledgements{}
 	for _, msg := range msgs {
 		rec, err := toRecord(topic, msg)
 		if err != nil {
 			return err
 		}
-		wg.Add(1)
+		acks.wg.Add(1)
 		p.client.Produce(produceContext(msg), rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("producing message %s: %w", msg.UUID, err))
-				mu.Unlock()
-			}
-			wg.Done()
+			acks.done(msg, err)
 		})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	acks.wg.Wait()
+	return errors.Join(acks.errs...)
+}
+
+// acknowledgements collects the broker's answers to one Publish call.
+type acknowledgements struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (a *acknowledgements) done(msg *message.Message, err error) {
+	if err != nil {
+		a.mu.Lock()
+		a.errs = append(a.errs, fmt.Errorf("producing message %s: %w", msg.UUID, err))
+		a.mu.Unlock()
+	}
+	a.wg.Done()
 }
 
 // Close flushes what is buffered and closes the client.
@@ -78,17 +87,30 @@ func produceContext(msg *message.Message) context.Context {
 	return context.Background()
 }
 
+// toRecord writes msg as watermill-kafka does. The UUID and the header values share one buffer:
+// a poison record carries a dozen headers, and one allocation each showed in the profile.
 func toRecord(topic string, msg *message.Message) (*kgo.Record, error) {
 	if msg.Metadata.Get(uuidHeader) != "" {
 		return nil, fmt.Errorf("metadata %s is reserved for the message UUID", uuidHeader)
 	}
-	rec := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
-	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: uuidHeader, Value: []byte(msg.UUID)})
-	for k, v := range msg.Metadata {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	size := len(msg.UUID)
+	for _, v := range msg.Metadata {
+		size += len(v)
 	}
-	if id := msg.Metadata.Get(handlers.TransactionIDMetadataKey); id != "" {
-		rec.Key = []byte(id)
+	values := make([]byte, 0, size)
+	bytesOf := func(v string) []byte {
+		start := len(values)
+		values = append(values, v...)
+		return values[start:len(values):len(values)]
+	}
+	rec := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: uuidHeader, Value: bytesOf(msg.UUID)})
+	for k, v := range msg.Metadata {
+		value := bytesOf(v)
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: value})
+		if k == handlers.TransactionIDMetadataKey && v != "" {
+			rec.Key = value
+		}
 	}
 	return rec, nil
 }

@@ -3,8 +3,8 @@
 // started), and a minimal franz-go consume-answer-ack-commit loop (the practical ceiling).
 //
 //	go run ./bench                       # the full run (task bench); writes docs/performance.md
-//	go run ./bench -requests 20000 -partitions 4 -out ''   # a quick look
-//	go run ./bench -produce-latency 2ms  # as on a replicated cluster: each write takes 2 ms
+//	go run ./bench -requests 20000 -partitions 4 -runs 1 -out ''   # a quick look
+//	go run ./bench -produce-latency 2ms -runs 1  # as on a replicated cluster: each write takes 2 ms
 //
 // For each system it measures the drain throughput of a preloaded backlog of mixed requests,
 // the end-to-end latency at a steady request rate, and the peak resident memory of the process,
@@ -33,6 +33,7 @@ func main() {
 	opts := options{}
 	var partitions, systems string
 	flag.IntVar(&opts.requests, "requests", 100_000, "requests in each preloaded backlog")
+	flag.IntVar(&opts.runs, "runs", 3, "drains of each system and partition count; the median throughput is reported")
 	flag.StringVar(&partitions, "partitions", "1,4,16", "partition counts of the drain runs")
 	flag.IntVar(&opts.rate, "rate", 1000, "requests per second of the latency run")
 	flag.DurationVar(&opts.latencyFor, "latency-for", 10*time.Second, "length of the latency run")
@@ -49,6 +50,10 @@ func main() {
 		opts.partitions = append(opts.partitions, n)
 	}
 	opts.systems = strings.Split(systems, ",")
+	if opts.runs < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -runs %d: at least one run is needed\n", opts.runs)
+		os.Exit(2)
+	}
 	if err := run(opts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -57,6 +62,7 @@ func main() {
 
 type options struct {
 	requests   int
+	runs       int
 	partitions []int
 	rate       int
 	latencyFor time.Duration

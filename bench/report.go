@@ -27,6 +27,9 @@ func render(o options, results []result) string {
 		}
 	}
 	fmt.Fprintf(&b, "#### Drain of a preloaded backlog of %d mixed requests\n\n", o.requests)
+	if o.runs > 1 {
+		fmt.Fprintf(&b, "Each row is %d drains: the median throughput, the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.runs)
+	}
 	b.WriteString("| system | partitions | requests/s | of the ceiling | × watermill-kafka defaults | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.partitions == 0 {

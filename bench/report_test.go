@@ -34,3 +34,17 @@ func TestWriteFiguresReplacesOnlyItsBlock(t *testing.T) {
 		t.Errorf("the first block was not replaced in place:\n%s", text)
 	}
 }
+
+func TestSummarizeTakesTheMedianAndKeepsEveryLoss(t *testing.T) {
+	got := summarize([]result{
+		{system: "service", partitions: 4, perSecond: 50_000, peakRSS: 40 << 20},
+		{system: "service", partitions: 4, perSecond: 10_000, peakRSS: 44 << 20, dups: 2},
+		{system: "service", partitions: 4, perSecond: 52_000, peakRSS: 41 << 20, lost: 1, wrong: 3},
+	})
+	if got.perSecond != 50_000 || got.peakRSS != 44<<20 || got.lost != 1 || got.dups != 2 || got.wrong != 3 || got.runs != 3 {
+		t.Errorf("summary %+v: want the median 50000/s, the highest RSS, and every loss, duplicate and wrong answer", got)
+	}
+	if even := summarize([]result{{perSecond: 10}, {perSecond: 20}}); even.perSecond != 15 {
+		t.Errorf("median of two drains %v, want 15", even.perSecond)
+	}
+}

@@ -27,6 +27,7 @@ type result struct {
 	peakRSS    int64 // bytes
 	lost, dups int
 	wrong      int
+	runs       int // drains summarized (the median throughput of them)
 }
 
 func run(o options) error {
@@ -58,14 +59,18 @@ func run(o options) error {
 	runID := 0
 	for _, partitions := range o.partitions {
 		for _, system := range o.systems {
-			runID++
-			r, err := drain(o, cluster, brokers, service, system, partitions, runID)
-			if err != nil {
-				return fmt.Errorf("%s, %d partitions: %w", system, partitions, err)
+			var runs []result
+			for range o.runs {
+				runID++
+				r, err := drain(o, cluster, brokers, service, system, partitions, runID)
+				if err != nil {
+					return fmt.Errorf("%s, %d partitions: %w", system, partitions, err)
+				}
+				fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+					system, partitions, r.perSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+				runs = append(runs, r)
 			}
-			fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
-				system, partitions, r.perSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
-			results = append(results, r)
+			results = append(results, summarize(runs))
 		}
 	}
 	for _, system := range o.systems {
@@ -90,6 +95,31 @@ func run(o options) error {
 		}
 	}
 	return nil
+}
+
+// summarize makes one result of repeated drains: the median throughput (the machine's noise is
+// several percent from one drain to the next), the highest peak memory, and every loss,
+// duplicate and wrong answer of all of them.
+func summarize(runs []result) result {
+	sum := runs[0]
+	rates := make([]float64, 0, len(runs))
+	for i, r := range runs {
+		rates = append(rates, r.perSecond)
+		if i == 0 {
+			continue
+		}
+		sum.peakRSS = max(sum.peakRSS, r.peakRSS)
+		sum.lost += r.lost
+		sum.dups += r.dups
+		sum.wrong += r.wrong
+	}
+	sort.Float64s(rates)
+	sum.perSecond = rates[len(rates)/2]
+	if len(rates)%2 == 0 {
+		sum.perSecond = (rates[len(rates)/2-1] + rates[len(rates)/2]) / 2
+	}
+	sum.runs = len(runs)
+	return sum
 }
 
 // process is a system under test, running.

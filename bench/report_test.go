@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,5 +47,23 @@ func TestSummarizeTakesTheMedianAndKeepsEveryLoss(t *testing.T) {
 	}
 	if even := summarize([]result{{perSecond: 10}, {perSecond: 20}}); even.perSecond != 15 {
 		t.Errorf("median of two drains %v, want 15", even.perSecond)
+	}
+}
+
+func TestOnlyTheSystemsWritesAreDelayed(t *testing.T) {
+	request := func(topics ...string) *kmsg.ProduceRequest {
+		req := kmsg.NewPtrProduceRequest()
+		for _, topic := range topics {
+			req.Topics = append(req.Topics, kmsg.ProduceRequestTopic{Topic: topic})
+		}
+		return req
+	}
+	if !writesRequestsOnly(request("bench1.requested")) {
+		t.Error("the load generator's write would be delayed")
+	}
+	for _, req := range []*kmsg.ProduceRequest{request("bench1.succeeded"), request("bench1.failed", "bench1.requested"), request()} {
+		if writesRequestsOnly(req) {
+			t.Errorf("a write of the system under test (%v) would not be delayed", req.Topics)
+		}
 	}
 }

@@ -33,8 +33,8 @@ type FranzSubscriberConfig struct {
 	ConsumerGroup string
 	// ResetOffset is where a new group starts: kgo.NewOffset().AtStart() or .AtEnd().
 	ResetOffset kgo.Offset
-	// Window is how many messages of one partition may be in flight at once; 1 keeps each
-	// partition in strict order.
+	// Window is how many messages of one partition may be in flight at once, counted from the
+	// lowest one not yet acked; 1 keeps each partition in strict order.
 	Window int
 	// NackResendSleep is the pause before a nacked message is delivered again; it doubles with
 	// each further nack of the same message, up to MaxNackResendSleep, so that a partition whose
@@ -103,7 +103,7 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		// A crashed member's partitions move after 10 s (Sarama's default) rather than
 		// franz-go's 45 s.
 		kgo.SessionTimeout(10*time.Second),
-		// Only what the tracker marks is committed: never past an unacked message.
+		// Only what a partition's acker marks is committed: never past an unacked message.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.OnPartitionsAssigned(c.assigned),
@@ -165,8 +165,8 @@ type consumer struct {
 	closeOnce   sync.Once
 	closeErr    error
 
-	// senders counts the goroutines that may send on out (partition workers, and messages
-	// awaiting their ack, which resend on a nack); out is closed only once they are all gone.
+	// senders counts the goroutines that may send on out (each partition's dispatcher, and its
+	// acker, which resends on a nack); out is closed only once they are all gone.
 	senders sync.WaitGroup
 
 	mu         sync.Mutex
@@ -217,16 +217,11 @@ func (c *consumer) worker(partition int32) *partitionWorker {
 	defer c.mu.Unlock()
 	w, ok := c.partitions[partition]
 	if !ok {
-		w = &partitionWorker{
-			consumer:  c,
-			partition: partition,
-			batches:   make(chan []*kgo.Record, 1),
-			stop:      make(chan struct{}),
-			slots:     make(chan struct{}, c.cfg.Window),
-		}
+		w = newPartitionWorker(c, partition)
 		c.partitions[partition] = w
-		c.senders.Add(1)
+		c.senders.Add(2)
 		go w.run()
+		go w.ackInOrder()
 	}
 	return w
 }
@@ -316,19 +311,53 @@ func (c *consumer) shutdown() error {
 }
 
 // partitionWorker delivers one partition's records in offset order, with at most Window of them
-// in flight.
+// in flight, and commits them in offset order as they are acked.
+//
+// The window counts from the lowest message not yet acked: a message holds its slot until it
+// and every message before it are acked. So a message that cannot be answered (its publishes
+// failing, its nacks redelivered) stalls its partition after Window more messages, instead of
+// letting the uncommitted stretch behind it grow without bound, and a restart answers at most
+// Window messages of a partition again.
 type partitionWorker struct {
 	consumer  *consumer
 	partition int32
 	batches   chan []*kgo.Record
 	stop      chan struct{} // closed when the partition is revoked, lost or the consumer closes
-	slots     chan struct{} // the window: a message holds a slot until it is acked
+	slots     chan struct{} // the window: a message holds a slot until it can be committed
+	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
+	// closes it when it stops.
+	delivered chan deliveredMessage
 	inFlight  sync.WaitGroup
-	tracker   offsetTracker
+	// mark is the acker's argument to MarkCommitOffsets, kept to save two maps per message.
+	mark map[string]map[int32]kgo.EpochOffset
 }
 
+func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
+	return &partitionWorker{
+		consumer:  c,
+		partition: partition,
+		batches:   make(chan []*kgo.Record, 1),
+		stop:      make(chan struct{}),
+		slots:     make(chan struct{}, c.cfg.Window),
+		delivered: make(chan deliveredMessage, c.cfg.Window),
+		mark:      map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {}}},
+	}
+}
+
+// deliveredMessage is a message in flight and what its acker needs of its record: the position
+// to commit once it is acked, and the context the subscriber gave it, for a redelivery. Holding
+// the record itself would keep its whole fetched batch (franz-go decodes a batch's records into
+// one slice, over one buffer) in memory for as long as the message is in flight.
+type deliveredMessage struct {
+	msg    *message.Message
+	offset kgo.EpochOffset
+	ctx    context.Context
+}
+
+// run dispatches the partition's records until the partition stops.
 func (w *partitionWorker) run() {
 	defer w.consumer.senders.Done()
+	defer close(w.delivered)
 	for {
 		select {
 		case <-w.stop:
@@ -351,27 +380,16 @@ func (w *partitionWorker) dispatch(rec *kgo.Record) bool {
 		return false
 	}
 	msg := w.consumer.toMessage(rec)
-	w.tracker.dispatched(rec)
-	// What awaitAck needs, taken now: holding rec itself would keep its whole fetched batch
-	// (franz-go decodes a batch's records into one slice, over one buffer) in memory for as long
-	// as any of its messages is in flight. The context is the one the subscriber gave the message
-	// (its source), kept for a redelivery: the router and the middleware replace the message's own.
-	pending := pendingMessage{offset: rec.Offset, ctx: msg.Context()}
+	// The context is the one the subscriber gave the message (its source), kept for a
+	// redelivery: the router and the middleware replace the message's own.
+	d := deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}, ctx: msg.Context()}
 	w.inFlight.Add(1)
 	if !w.deliver(msg) {
 		w.inFlight.Done()
 		return false
 	}
-	w.consumer.senders.Add(1)
-	go w.awaitAck(pending, msg)
+	w.delivered <- d // never blocks: the queue holds a window, and d holds a slot
 	return true
-}
-
-// pendingMessage is what a message awaiting its ack needs of its record: the offset to mark,
-// and the context the subscriber gave it, for a redelivery.
-type pendingMessage struct {
-	offset int64
-	ctx    context.Context
 }
 
 func (w *partitionWorker) deliver(msg *message.Message) bool {
@@ -388,34 +406,51 @@ func (w *partitionWorker) deliver(msg *message.Message) bool {
 	}
 }
 
-// awaitAck marks the committable offset once the message is acked, and delivers it again when
-// it is nacked.
-func (w *partitionWorker) awaitAck(pending pendingMessage, msg *message.Message) {
+// ackInOrder waits for the messages in flight in offset order and marks each acked one's offset
+// for the next commit. Waiting in order costs one goroutine a partition instead of one a message,
+// and the offset to commit is simply the one after the message just acked. Once a message is
+// given up (see awaitAck), nothing after it is marked: it was not answered, so it and everything
+// after it are delivered again after the restart or rebalance.
+func (w *partitionWorker) ackInOrder() {
 	defer w.consumer.senders.Done()
-	defer w.inFlight.Done()
-	defer func() { <-w.slots }()
+	committing := true
+	for d := range w.delivered {
+		acked := w.awaitAck(d)
+		committing = committing && acked
+		if committing {
+			next := d.offset
+			next.Offset++ // a committed offset is the next one to read
+			w.mark[w.consumer.topic][w.partition] = next
+			w.consumer.client.MarkCommitOffsets(w.mark)
+		}
+		<-w.slots
+		w.inFlight.Done()
+	}
+}
+
+// awaitAck waits for the message's ack and delivers it again after each nack, with a growing
+// pause. False if it gives up: the partition stopped before a redelivery, or the drain timed out.
+func (w *partitionWorker) awaitAck(d deliveredMessage) bool {
+	msg := d.msg
 	resendSleep := w.consumer.cfg.NackResendSleep
 	for {
 		select {
 		case <-msg.Acked():
-			if commit, ok := w.tracker.acked(pending.offset); ok {
-				w.consumer.client.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{w.consumer.topic: {w.partition: commit}})
-			}
-			return
+			return true
 		case <-msg.Nacked():
 			select {
 			case <-time.After(resendSleep):
 				resendSleep = min(2*resendSleep, w.consumer.cfg.MaxNackResendSleep)
 			case <-w.stop:
-				return // not acked, so not committed: delivered again after the restart or rebalance
+				return false
 			}
 			msg = msg.Copy()
-			msg.SetContext(pending.ctx)
+			msg.SetContext(d.ctx)
 			if !w.deliver(msg) {
-				return
+				return false
 			}
 		case <-w.consumer.msgCtx.Done():
-			return
+			return false
 		}
 	}
 }

@@ -30,13 +30,15 @@ func render(o options, results []result) string {
 	if o.runs > 1 {
 		fmt.Fprintf(&b, "Each row is %d drains: the median throughput, the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.runs)
 	}
-	b.WriteString("| system | partitions | requests/s | of the ceiling | × watermill-kafka defaults | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("CPU a request is the CPU time (user and system) of the system's process over the drain, its start-up included, and broker CPU that of the benchmark's own process (the broker and the answer reader), both divided by the requests. Answers a produce request is how many answers the system's produce requests carried on average.\n\n")
+	b.WriteString("| system | partitions | requests/s | of the ceiling | × watermill-kafka defaults | CPU a request | broker CPU a request | answers a produce request | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.partitions == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, r.perSecond,
-			ratio(r.perSecond, ceiling[r.partitions], "%.0f%%", 100), ratio(r.perSecond, baseline[r.partitions], "%.1f×", 1), mib(r.peakRSS), r.lost, r.dups, r.wrong)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %s | %s | %.1f | %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, r.perSecond,
+			ratio(r.perSecond, ceiling[r.partitions], "%.0f%%", 100), ratio(r.perSecond, baseline[r.partitions], "%.1f×", 1),
+			µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, mib(r.peakRSS), r.lost, r.dups, r.wrong)
 	}
 	fmt.Fprintf(&b, "\n#### End-to-end latency at a steady %d requests/s for %v (4 partitions)\n\n", o.rate, o.latencyFor)
 	b.WriteString("| system | p50 | p99 | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|\n")
@@ -54,6 +56,10 @@ func ratio(v, of float64, format string, scale float64) string {
 		return "–"
 	}
 	return fmt.Sprintf(format, v/of*scale)
+}
+
+func µs(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -1,12 +1,16 @@
 package main
 
 import (
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestWriteFiguresReplacesOnlyItsBlock: a run rewrites the figures of its produce latency and
@@ -36,14 +40,17 @@ func TestWriteFiguresReplacesOnlyItsBlock(t *testing.T) {
 	}
 }
 
-func TestSummarizeTakesTheMedianAndKeepsEveryLoss(t *testing.T) {
+func TestSummarizeTakesTheMedianAndTheMeanCostAndKeepsEveryLoss(t *testing.T) {
 	got := summarize([]result{
-		{system: "service", partitions: 4, perSecond: 50_000, peakRSS: 40 << 20},
-		{system: "service", partitions: 4, perSecond: 10_000, peakRSS: 44 << 20, dups: 2},
-		{system: "service", partitions: 4, perSecond: 52_000, peakRSS: 41 << 20, lost: 1, wrong: 3},
+		{system: "service", partitions: 4, perSecond: 50_000, peakRSS: 40 << 20, cpuPerRequest: 10 * time.Microsecond, answersPerProduce: 8},
+		{system: "service", partitions: 4, perSecond: 10_000, peakRSS: 44 << 20, dups: 2, cpuPerRequest: 20 * time.Microsecond, answersPerProduce: 9},
+		{system: "service", partitions: 4, perSecond: 52_000, peakRSS: 41 << 20, lost: 1, wrong: 3, cpuPerRequest: 30 * time.Microsecond, answersPerProduce: 10},
 	})
 	if got.perSecond != 50_000 || got.peakRSS != 44<<20 || got.lost != 1 || got.dups != 2 || got.wrong != 3 || got.runs != 3 {
 		t.Errorf("summary %+v: want the median 50000/s, the highest RSS, and every loss, duplicate and wrong answer", got)
+	}
+	if got.cpuPerRequest != 20*time.Microsecond || got.answersPerProduce != 9 {
+		t.Errorf("summary %+v: want the mean CPU and answers a produce request", got)
 	}
 	if even := summarize([]result{{perSecond: 10}, {perSecond: 20}}); even.perSecond != 15 {
 		t.Errorf("median of two drains %v, want 15", even.perSecond)
@@ -65,5 +72,59 @@ func TestOnlyTheSystemsWritesAreDelayed(t *testing.T) {
 		if writesRequestsOnly(req) {
 			t.Errorf("a write of the system under test (%v) would not be delayed", req.Topics)
 		}
+	}
+}
+
+// The records a produce request carries are counted from franz-go's own record batches, as
+// kfake receives them.
+func TestRecordsInCountsTheRecordsOfAProduceRequest(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "a.succeeded", "a.failed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	var counted produceCounter
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		counted.count(req.(*kmsg.ProduceRequest))
+		return nil, nil, false
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 7 {
+		recs = append(recs, &kgo.Record{Topic: []string{"a.succeeded", "a.failed"}[i%2], Key: []byte{byte(i)}, Value: []byte("answer")})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := counted.records.Load(); got != 7 {
+		t.Errorf("counted %d records, want 7", got)
+	}
+	if n := counted.requests.Load(); n < 1 || counted.perRequest() != 7/float64(n) {
+		t.Errorf("%d requests, %v answers a request", n, counted.perRequest())
+	}
+}
+
+// The waiter closes once every request of its run has a first answer: duplicates, other runs'
+// answers and keys that are not the benchmark's count for nothing.
+func TestWaiterCountsEachRequestOnce(t *testing.T) {
+	reqs := requests("bench7", 3, 1)
+	w := &waiter{run: "bench7", answered: make([]bool, len(reqs)), unanswered: len(reqs), allAnswered: make(chan struct{})}
+	for _, key := range []string{reqs[0].Tag, reqs[0].Tag, "bench7-warm-1", "bench77-2", "bench7-x", "bench7-3", "", reqs[2].Tag} {
+		w.tick(key)
+	}
+	select {
+	case <-w.allAnswered:
+		t.Fatal("closed with a request unanswered")
+	default:
+	}
+	w.tick(reqs[1].Tag)
+	select {
+	case <-w.allAnswered:
+	default:
+		t.Fatal("not closed with every request answered")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,9 +27,16 @@ type result struct {
 	perSecond  float64 // drain throughput
 	p50, p99   time.Duration
 	peakRSS    int64 // bytes
-	lost, dups int
-	wrong      int
-	runs       int // drains summarized (the median throughput of them)
+	// cpuPerRequest is the system's CPU time (user and system) divided by the requests it
+	// answered, and brokerCPUPerRequest the same for this process (the broker, the answer reader),
+	// over the drain: where a shared machine's cores went.
+	cpuPerRequest, brokerCPUPerRequest time.Duration
+	// answersPerProduce is how many answers the system's produce requests carried on average:
+	// the broker's and the reader's work goes mostly by request and by batch, not by record.
+	answersPerProduce float64
+	lost, dups        int
+	wrong             int
+	runs              int // drains summarized (the median throughput of them)
 }
 
 func run(o options) error {
@@ -58,7 +67,11 @@ func run(o options) error {
 			return nil, nil, false
 		})
 	}
-	brokers := cluster.ListenAddrs()
+	tb := &testbed{cluster: cluster, brokers: cluster.ListenAddrs(), service: service}
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		tb.answers.count(req.(*kmsg.ProduceRequest))
+		return nil, nil, false
+	})
 
 	var results []result
 	runID := 0
@@ -67,12 +80,12 @@ func run(o options) error {
 			var runs []result
 			for range o.runs {
 				runID++
-				r, err := drain(o, cluster, brokers, service, system, partitions, runID)
+				r, err := drain(o, tb, system, partitions, runID)
 				if err != nil {
 					return fmt.Errorf("%s, %d partitions: %w", system, partitions, err)
 				}
-				fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
-					system, partitions, r.perSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+				fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, CPU %s + broker %s a request, %.1f answers a produce request, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+					system, partitions, r.perSecond, µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, mib(r.peakRSS), r.lost, r.dups, r.wrong)
 				runs = append(runs, r)
 			}
 			results = append(results, summarize(runs))
@@ -80,7 +93,7 @@ func run(o options) error {
 	}
 	for _, system := range o.systems {
 		runID++
-		r, err := latency(o, cluster, brokers, service, system, runID)
+		r, err := latency(o, tb, system, runID)
 		if err != nil {
 			return fmt.Errorf("%s, latency: %w", system, err)
 		}
@@ -102,9 +115,63 @@ func run(o options) error {
 	return nil
 }
 
+// testbed is what every run shares: the broker, and the service's binary.
+type testbed struct {
+	cluster *kfake.Cluster
+	brokers []string
+	service string
+	answers produceCounter
+}
+
+// produceCounter counts the produce requests of the system under test (those that write answers,
+// not requests) and the records they carry.
+type produceCounter struct {
+	requests, records atomic.Int64
+}
+
+func (c *produceCounter) reset() {
+	c.requests.Store(0)
+	c.records.Store(0)
+}
+
+func (c *produceCounter) count(req *kmsg.ProduceRequest) {
+	if writesRequestsOnly(req) {
+		return
+	}
+	c.requests.Add(1)
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			c.records.Add(int64(recordsIn(p.Records)))
+		}
+	}
+}
+
+func (c *produceCounter) perRequest() float64 {
+	if n := c.requests.Load(); n > 0 {
+		return float64(c.records.Load()) / float64(n)
+	}
+	return 0
+}
+
+// recordsIn counts the records of a produce request's record batches (v2, the only format a
+// current client writes): each batch header gives its length at bytes 8-11, counting from byte
+// 12, and its number of records at bytes 57-60.
+func recordsIn(batches []byte) int {
+	n := 0
+	for len(batches) >= 61 {
+		n += int(binary.BigEndian.Uint32(batches[57:61]))
+		next := 12 + int(binary.BigEndian.Uint32(batches[8:12]))
+		if next > len(batches) {
+			break
+		}
+		batches = batches[next:]
+	}
+	return n
+}
+
 // summarize makes one result of repeated drains: the median throughput (the machine's noise is
-// several percent from one drain to the next), the highest peak memory, and every loss,
-// duplicate and wrong answer of all of them.
+// several percent from one drain to the next), the highest peak memory, the mean CPU per
+// request, and every loss, duplicate and wrong answer of all of them.
 func summarize(runs []result) result {
 	sum := runs[0]
 	rates := make([]float64, 0, len(runs))
@@ -114,6 +181,9 @@ func summarize(runs []result) result {
 			continue
 		}
 		sum.peakRSS = max(sum.peakRSS, r.peakRSS)
+		sum.cpuPerRequest += r.cpuPerRequest
+		sum.brokerCPUPerRequest += r.brokerCPUPerRequest
+		sum.answersPerProduce += r.answersPerProduce
 		sum.lost += r.lost
 		sum.dups += r.dups
 		sum.wrong += r.wrong
@@ -124,6 +194,9 @@ func summarize(runs []result) result {
 		sum.perSecond = (rates[len(rates)/2-1] + rates[len(rates)/2]) / 2
 	}
 	sum.runs = len(runs)
+	sum.cpuPerRequest /= time.Duration(len(runs))
+	sum.brokerCPUPerRequest /= time.Duration(len(runs))
+	sum.answersPerProduce /= float64(len(runs))
 	return sum
 }
 
@@ -172,6 +245,36 @@ func (p *process) peakRSS() int64 {
 	return -1
 }
 
+// cpu is the process's CPU time so far, user and system (utime and stime of /proc/PID/stat).
+func (p *process) cpu() time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after its closing parenthesis
+	// start at field 3, so utime and stime (14 and 15) are the 12th and 13th of them.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicksPerSecond
+}
+
+// clockTicksPerSecond is the unit of /proc's CPU times (USER_HZ), 100 on every Linux platform
+// Go supports.
+const clockTicksPerSecond = 100
+
+// ownCPU is this process's CPU time so far, user and system.
+func ownCPU() time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
 func (p *process) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -197,7 +300,8 @@ func client(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 }
 
 // drain preloads a backlog, starts the system and times it from its first answer to its last.
-func drain(o options, cluster *kfake.Cluster, brokers []string, service, system string, partitions, runID int) (result, error) {
+func drain(o options, tb *testbed, system string, partitions, runID int) (result, error) {
+	cluster, brokers, service := tb.cluster, tb.brokers, tb.service
 	prefix := fmt.Sprintf("bench%d", runID)
 	if err := topics(cluster, prefix, partitions); err != nil {
 		return result{}, err
@@ -217,15 +321,20 @@ func drain(o options, cluster *kfake.Cluster, brokers []string, service, system 
 	}
 	defer reader.close()
 
+	brokerCPUBefore := ownCPU()
+	tb.answers.reset()
 	p, err := start(service, system, brokers, prefix)
 	if err != nil {
 		return result{}, err
 	}
 	reader.waitFor(reqs, 5*time.Minute)
 	peak := p.peakRSS()
+	cpu, brokerCPU := p.cpu(), ownCPU()-brokerCPUBefore
 	stopErr := p.stop()
 	tally := reader.tally(reqs)
-	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong)}
+	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
+		cpuPerRequest: cpu / time.Duration(o.requests), brokerCPUPerRequest: brokerCPU / time.Duration(o.requests),
+		answersPerProduce: tb.answers.perRequest()}
 	if first, last := reader.span(); last.After(first) {
 		r.perSecond = float64(o.requests-1) / last.Sub(first).Seconds()
 	}
@@ -234,7 +343,8 @@ func drain(o options, cluster *kfake.Cluster, brokers []string, service, system 
 
 // latency sends requests at a steady rate to a running system and measures, per request, the
 // time from its send to its answer being read back.
-func latency(o options, cluster *kfake.Cluster, brokers []string, service, system string, runID int) (result, error) {
+func latency(o options, tb *testbed, system string, runID int) (result, error) {
+	cluster, brokers, service := tb.cluster, tb.brokers, tb.service
 	prefix := fmt.Sprintf("bench%d", runID)
 	if err := topics(cluster, prefix, 4); err != nil {
 		return result{}, err

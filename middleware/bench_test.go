@@ -1,8 +1,13 @@
 package middleware_test
 
 import (
+	"context"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/sirupsen/logrus"
 )
@@ -35,4 +40,62 @@ func BenchmarkChain(b *testing.B) {
 			}
 		})
 	}
+}
+
+// windowSubscriber hands the router n messages with at most window of them unacked, each
+// waited for by a goroutine, as a pipelining Kafka subscriber does, and counts the acks.
+type windowSubscriber struct {
+	n, window int
+	acked     sync.WaitGroup
+}
+
+func (s *windowSubscriber) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	slots := make(chan struct{}, s.window)
+	go func() {
+		for range s.n {
+			slots <- struct{}{}
+			msg := message.NewMessage("in", []byte(`{"transaction-id": "a1", "payload": {"message": "ping"}}`))
+			out <- msg
+			go func() {
+				<-msg.Acked()
+				<-slots
+				s.acked.Done()
+			}()
+		}
+	}()
+	return out, nil
+}
+
+func (*windowSubscriber) Close() error { return nil }
+
+// BenchmarkRouterAlone is the floor the Watermill router sets, whatever the transport and the
+// chain: a subscriber with nothing to read and a handler with nothing to do, 256 messages in
+// flight (4 partitions of the default window). Its cpu-ns/op is the CPU a message costs in the
+// router alone; compare it with the drain benchmark's CPU a request (docs/performance.md).
+//
+//	go test ./middleware -run '^$' -bench RouterAlone
+func BenchmarkRouterAlone(b *testing.B) {
+	sub := &windowSubscriber{n: b.N, window: 256}
+	sub.acked.Add(b.N)
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	router.AddConsumerHandler("pingpong", "t.requested", sub, func(*message.Message) error { return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	b.ResetTimer()
+	before := processCPU()
+	sub.acked.Wait()
+	b.ReportMetric(float64(processCPU()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// processCPU is the CPU time, user and system, this process has used so far.
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }

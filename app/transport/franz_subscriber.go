@@ -432,6 +432,13 @@ func (w *partitionWorker) ackInOrder() {
 // pause. False if it gives up: the partition stopped before a redelivery, or the drain timed out.
 func (w *partitionWorker) awaitAck(d deliveredMessage) bool {
 	msg := d.msg
+	// An ack wins over a drain that timed out meanwhile (select would pick either), and under
+	// load the messages behind a slow one are often acked already.
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+	}
 	resendSleep := w.consumer.cfg.NackResendSleep
 	for {
 		select {

@@ -21,7 +21,7 @@ func GrowStack(h message.HandlerFunc) message.HandlerFunc {
 
 // chainStackBytes is about the stack the chain uses below GrowStack: with 4 KiB the drain
 // benchmark's stack growth left the profile, and more bought nothing but memory.
-const chainStackBytes = 8 << 10
+const chainStackBytes = 4 << 10
 
 // growStack has a frame of chainStackBytes, so calling it makes the runtime grow the stack to fit
 // it. The frame is declared in a branch that never runs: the compiler keeps it in the frame (it

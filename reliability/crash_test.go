@@ -16,7 +16,7 @@ import (
 // it works through a backlog, and starts it again. What it answered but had not committed yet
 // is answered again (duplicates, as at least once allows); nothing is lost.
 func TestSIGKILLInTheMiddleOfABacklog(t *testing.T) {
-	const n = 40_000
+	const n = 150_000 // about two seconds of work: the first commit comes after one
 	cluster := servicetest.Cluster(t, partitions)
 	brokers := cluster.ListenAddrs()
 	reqs := servicetest.Mix("sigkill", n, partitions)

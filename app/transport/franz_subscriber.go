@@ -16,14 +16,15 @@ import (
 
 // Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
 // flight) needs a few kilobytes of read-ahead per partition to stay full, and every fetched
-// byte is decoded at once into records: with 1 MB a fetch and 256 KB a partition the service
-// held about 21 MB of decoded records during a drain, with these about 3 MB, at the same
-// throughput (docs/performance.md). A record larger than these is still fetched: a broker always
-// returns at least the first batch of a partition whole.
+// byte is decoded at once into records, several times its size when the batch was compressed:
+// each partition holds up to two fetches (see queuedBatches), so 16 KB a partition keeps 16
+// partitions within a few MB (docs/performance.md). A record larger than these is still
+// fetched: a broker always returns at least the first batch of a partition whole.
 const (
 	fetchMaxBytes          = 256 << 10
-	fetchMaxPartitionBytes = 64 << 10
+	fetchMaxPartitionBytes = 16 << 10
 	pollMaxRecords         = 1000
+	fetchMaxWait           = 100 * time.Millisecond
 )
 
 // FranzSubscriberConfig configures a FranzSubscriber.
@@ -100,6 +101,11 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		// franz-go's default (50 MB a fetch) would hold a whole backlog in memory.
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
+		// A partition whose worker falls behind is paused, and its resume waits for the fetch
+		// in flight, which the broker holds this long when the other partitions have nothing
+		// new (franz-go's default is 5 s). The worker still has a batch to go on with for that
+		// long.
+		kgo.FetchMaxWait(fetchMaxWait),
 		// A crashed member's partitions move after 10 s (Sarama's default) rather than
 		// franz-go's 45 s.
 		kgo.SessionTimeout(10*time.Second),
@@ -201,12 +207,8 @@ func (c *consumer) poll() {
 			if len(p.Records) == 0 {
 				return
 			}
-			w := c.worker(p.Partition)
-			select {
-			case w.batches <- p.Records:
-			case <-w.stop: // revoked meanwhile: the new owner reads them again
-			case <-c.pollCtx.Done():
-			}
+			// Never wait here for one partition's worker: the others would run dry meanwhile.
+			c.worker(p.Partition).enqueue(p.Records)
 		})
 	}
 }
@@ -260,6 +262,7 @@ func (c *consumer) detach(partitions []int32) []*partitionWorker {
 	for _, p := range partitions {
 		if w, ok := c.partitions[p]; ok {
 			close(w.stop)
+			w.resume() // a pause outlives the assignment: the next owner of p here must fetch it
 			delete(c.partitions, p)
 			workers = append(workers, w)
 		}
@@ -321,9 +324,17 @@ func (c *consumer) shutdown() error {
 type partitionWorker struct {
 	consumer  *consumer
 	partition int32
-	batches   chan []*kgo.Record
 	stop      chan struct{} // closed when the partition is revoked, lost or the consumer closes
-	slots     chan struct{} // the window: a message holds a slot until it can be committed
+
+	// queue holds the partition's fetched records not yet dispatched; queued signals that it is
+	// not empty. The poll loop never waits for a worker: with queuedBatches queued it pauses
+	// the partition's fetches instead, and the worker resumes them as it takes the batches.
+	queueMu sync.Mutex
+	queue   [][]*kgo.Record
+	paused  bool
+	queued  chan struct{}
+
+	slots chan struct{} // the window: a message holds a slot until it can be committed
 	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
 	// closes it when it stops.
 	delivered chan deliveredMessage
@@ -336,8 +347,8 @@ func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
 	return &partitionWorker{
 		consumer:  c,
 		partition: partition,
-		batches:   make(chan []*kgo.Record, 1),
 		stop:      make(chan struct{}),
+		queued:    make(chan struct{}, 1),
 		slots:     make(chan struct{}, c.cfg.Window),
 		delivered: make(chan deliveredMessage, c.cfg.Window),
 		mark:      map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {}}},
@@ -354,6 +365,63 @@ type deliveredMessage struct {
 	ctx    context.Context
 }
 
+// queuedBatches is how many fetched batches a partition may have waiting, besides the one its
+// worker is dispatching, before its fetches pause: one, so that the worker goes on while the
+// next fetch is on its way, and memory stays at about two fetches a partition.
+const queuedBatches = 1
+
+// enqueue hands the worker a fetched batch, at once; with queuedBatches waiting, it pauses the
+// partition's fetches until the worker catches up. A pause made while records of the partition
+// were buffered in the client drops them there, and they are fetched again on resume.
+func (w *partitionWorker) enqueue(batch []*kgo.Record) {
+	w.queueMu.Lock()
+	defer w.queueMu.Unlock()
+	w.queue = append(w.queue, batch)
+	if len(w.queue) >= queuedBatches && !w.paused {
+		w.paused = true
+		w.consumer.client.PauseFetchPartitions(w.topicPartition())
+	}
+	w.signalQueued()
+}
+
+// next takes the oldest queued batch, resuming the partition's fetches once there is room.
+func (w *partitionWorker) next() []*kgo.Record {
+	w.queueMu.Lock()
+	defer w.queueMu.Unlock()
+	if len(w.queue) == 0 {
+		return nil
+	}
+	batch := w.queue[0]
+	w.queue[0] = nil
+	w.queue = w.queue[1:]
+	if w.paused && len(w.queue) < queuedBatches {
+		w.paused = false
+		w.consumer.client.ResumeFetchPartitions(w.topicPartition())
+	}
+	return batch
+}
+
+func (w *partitionWorker) signalQueued() {
+	select {
+	case w.queued <- struct{}{}:
+	default:
+	}
+}
+
+// resume lifts the partition's pause, if any.
+func (w *partitionWorker) resume() {
+	w.queueMu.Lock()
+	defer w.queueMu.Unlock()
+	if w.paused {
+		w.paused = false
+		w.consumer.client.ResumeFetchPartitions(w.topicPartition())
+	}
+}
+
+func (w *partitionWorker) topicPartition() map[string][]int32 {
+	return map[string][]int32{w.consumer.topic: {w.partition}}
+}
+
 // run dispatches the partition's records until the partition stops.
 func (w *partitionWorker) run() {
 	defer w.consumer.senders.Done()
@@ -362,11 +430,14 @@ func (w *partitionWorker) run() {
 		select {
 		case <-w.stop:
 			return
-		case batch := <-w.batches:
-			for _, rec := range batch {
-				if !w.dispatch(rec) {
-					return
+		case <-w.queued:
+			for batch := w.next(); batch != nil; batch = w.next() {
+				for _, rec := range batch {
+					if !w.dispatch(rec) {
+						return
+					}
 				}
+
 			}
 		}
 	}

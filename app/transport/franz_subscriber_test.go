@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,16 +25,7 @@ const (
 // backlog starts a broker with one partition holding n records, values "0" to "n-1".
 func backlog(t *testing.T, n int) []string {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic(testTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	brokers, cl := broker(t, 1)
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		recs[i] = kgo.StringRecord(strconv.Itoa(i))
@@ -41,7 +33,24 @@ func backlog(t *testing.T, n int) []string {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	return cluster.ListenAddrs()
+	return brokers
+}
+
+// broker starts a broker with the topic in partitions and a client that writes to it.
+func broker(t *testing.T, partitions int32) ([]string, *kgo.Client) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic(testTopic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cluster.ListenAddrs(), cl
 }
 
 func subscribe(t *testing.T, brokers []string, window int) (*transport.FranzSubscriber, <-chan *message.Message) {
@@ -161,6 +170,44 @@ func TestAStuckMessageStallsItsPartitionAfterAWindow(t *testing.T) {
 	first.Ack()
 	if got := offsetOf(receive(t, msgs)); got != window {
 		t.Errorf("offset %d delivered after the first was acked, want %d", got, window)
+	}
+}
+
+// A partition whose messages are not acked does not hold back the others: its fetches pause,
+// while the other partition's records keep coming, one small batch after another.
+func TestAStalledPartitionDoesNotHoldBackTheOthers(t *testing.T) {
+	const n = 100
+	brokers, cl := broker(t, 2)
+	// 4 KiB records, one batch each, so that each partition takes many fetches, and four times as
+	// many in partition 0.
+	padding := strings.Repeat(" ", 4<<10)
+	for i := range 4 * n {
+		for p := range int32(2) {
+			if p == 1 && i >= n {
+				continue
+			}
+			rec := &kgo.Record{Partition: p, Value: []byte(strconv.Itoa(i) + padding)}
+			if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, msgs := subscribe(t, brokers, 2)
+	var stalled []*message.Message // partition 0's, never acked
+	for answered := 0; answered < n; {
+		msg := receive(t, msgs)
+		if transport.FranzSource(msg).Partition == 0 {
+			stalled = append(stalled, msg)
+			continue
+		}
+		if got, want := strings.TrimSpace(string(msg.Payload)), strconv.Itoa(answered); got != want {
+			t.Fatalf("partition 1 delivered %q, want %q", got, want)
+		}
+		msg.Ack()
+		answered++
+	}
+	if len(stalled) > 2 {
+		t.Errorf("partition 0 delivered %d messages with a window of 2 and none acked", len(stalled))
 	}
 }
 

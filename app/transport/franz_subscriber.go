@@ -381,7 +381,10 @@ func (w *partitionWorker) enqueue(batch []*kgo.Record) {
 		w.paused = true
 		w.consumer.client.PauseFetchPartitions(w.topicPartition())
 	}
-	w.signalQueued()
+	select {
+	case w.queued <- struct{}{}:
+	default: // the worker has a signal waiting already
+	}
 }
 
 // next takes the oldest queued batch, resuming the partition's fetches once there is room.
@@ -399,13 +402,6 @@ func (w *partitionWorker) next() []*kgo.Record {
 		w.consumer.client.ResumeFetchPartitions(w.topicPartition())
 	}
 	return batch
-}
-
-func (w *partitionWorker) signalQueued() {
-	select {
-	case w.queued <- struct{}{}:
-	default:
-	}
 }
 
 // resume lifts the partition's pause, if any.

@@ -36,6 +36,7 @@ func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 		PublishAnswers(c.Publisher, c.SucceededTopic),
 		wmmiddleware.CorrelationID,
 		CountAttempts,
+		RejectUndecodableBatches(c.Source),
 	}
 	for i := len(outermostFirst) - 1; i >= 0; i-- {
 		h = outermostFirst[i](h)

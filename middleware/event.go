@@ -16,6 +16,9 @@ type Source struct {
 	Timestamp time.Time
 	// Key is the record key.
 	Key []byte
+	// Undecodable is set when the message stands for a batch of records that could not be
+	// decoded (Offset is then the batch's first offset), nil for a request.
+	Undecodable *UndecodableBatch
 }
 
 // SourceFunc tells where a message was read from. Each transport provides one.

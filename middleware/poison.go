@@ -27,6 +27,9 @@ const (
 	HeaderReasonCode      = "pingpong_reason_code"      // a ReasonCode, for machines
 	HeaderPartition       = "pingpong_source_partition" // the source record's partition
 	HeaderOffset          = "pingpong_source_offset"    // the source record's offset
+	// HeaderLastOffset is set on the poison record of an undecodable batch: HeaderOffset is the
+	// batch's first offset, this its last.
+	HeaderLastOffset = "pingpong_source_last_offset"
 	HeaderSourceTimestamp = "pingpong_source_timestamp" // the source record's timestamp, RFC 3339
 	HeaderAttempts        = "pingpong_attempts"         // how often the handler ran
 	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339
@@ -51,10 +54,13 @@ const (
 	ReasonNotPing          ReasonCode = "not_ping"          // a request whose message is not "ping"
 	ReasonRetriesExhausted ReasonCode = "retries_exhausted" // a transient failure that outlasted the retries
 	ReasonPanic            ReasonCode = "panic"             // the handler panicked
+	// ReasonUndecodableBatch: a whole record batch that could not be decoded within the memory
+	// budget (middleware.UndecodableBatch); one poison record stands for all of its offsets.
+	ReasonUndecodableBatch ReasonCode = "undecodable_batch"
 )
 
 // ReasonCodes lists every ReasonCode.
-var ReasonCodes = []ReasonCode{ReasonMalformed, ReasonNotPing, ReasonRetriesExhausted, ReasonPanic}
+var ReasonCodes = []ReasonCode{ReasonMalformed, ReasonNotPing, ReasonRetriesExhausted, ReasonPanic, ReasonUndecodableBatch}
 
 // PoisonQueue answers a request whose handler failed on the poison queue topic. It follows
 // Watermill's PoisonQueue middleware (same metadata keys, same place in the chain, the same
@@ -104,7 +110,14 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 	if src.Topic == "" {
 		src.Topic = message.SubscribeTopicFromCtx(ctx)
 	}
-	pq.carry(record, msg, src.Key)
+	if src.Undecodable != nil {
+		// There is no request to carry: the batch's records were never decoded.
+		record.Metadata.Set(HeaderOriginalOmitted, fmt.Sprintf("the record batch of offsets %d to %d could not be decoded; its records are not carried",
+			src.Undecodable.FirstOffset, src.Undecodable.LastOffset))
+		record.Metadata.Set(HeaderLastOffset, strconv.FormatInt(src.Undecodable.LastOffset, 10))
+	} else {
+		pq.carry(record, msg, src.Key)
+	}
 	if id != nil {
 		ev.TransactionID = handlers.TransactionIDKey(id)
 		record.Metadata.Set(handlers.TransactionIDMetadataKey, ev.TransactionID)
@@ -144,6 +157,7 @@ var serviceHeaders = map[string]bool{
 	HeaderReasonCode: true, HeaderPartition: true, HeaderOffset: true, HeaderSourceTimestamp: true,
 	HeaderAttempts: true, HeaderFailedAt: true, HeaderOriginal: true, HeaderOriginalKey: true,
 	HeaderOriginalOmitted: true, HeaderCorrelationID: true, handlers.TransactionIDMetadataKey: true,
+	HeaderLastOffset: true,
 }
 
 // maxReplayHeaderBytes bounds the replay headers carried outside MaxOriginalBytes: a count and a
@@ -239,6 +253,11 @@ func classify(request []byte, err error) (code ReasonCode, reason string, answer
 		return code, rejection.Reason, rejection.Answer, rejection.TransactionID
 	}
 
+	var batch *UndecodableBatch
+	if errors.As(err, &batch) {
+		return ReasonUndecodableBatch, batch.Error(), handlers.MalformedAnswer(), nil
+	}
+
 	// Processing failed for good. The answer carries the transaction id when one can be read.
 	if req, decodeErr := handlers.Decode(request, -1); decodeErr == nil {
 		id = req.TransactionID
@@ -259,7 +278,9 @@ func classify(request []byte, err error) (code ReasonCode, reason string, answer
 func Transient(params wmmiddleware.RetryParams) bool {
 	var rejection *handlers.Rejection
 	var panicked wmmiddleware.RecoveredPanicError
+	var batch *UndecodableBatch
 	return !errors.As(params.Err, &rejection) &&
+		!errors.As(params.Err, &batch) &&
 		!errors.As(params.Err, &panicked) &&
 		!errors.Is(params.Err, context.Canceled)
 }

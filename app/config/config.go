@@ -208,7 +208,18 @@ type Transport struct {
 	ProducerLinger      time.Duration
 	ProducerBatchBytes  int
 	ProducerCompression string
+	MemoryBudgetBytes   int
 }
+
+// Bounds of MEMORY_BUDGET_BYTES: below a few requests the service crawls, and above 1 GiB it
+// no longer bounds anything a pod's memory limit allows.
+const (
+	minMemoryBudgetBytes = 1 << 20
+	maxMemoryBudgetBytes = 1 << 30
+	// memoryBudgetRequests is how many of the largest requests the budget holds at least: each
+	// message in flight is counted with its answer, and a decoded batch beside it.
+	memoryBudgetRequests = 4
+)
 
 // AddFlags registers the settings on fs.
 func (t *Transport) AddFlags(fs *pflag.FlagSet) {
@@ -218,6 +229,7 @@ func (t *Transport) AddFlags(fs *pflag.FlagSet) {
 	b.Duration(&t.ProducerLinger, "KAFKA_PRODUCER_LINGER", 0, "franz-go: how long a batch waits for more answers before it is sent; 0 still batches what arrives while a request is in flight")
 	b.Int(&t.ProducerBatchBytes, "KAFKA_PRODUCER_BATCH_BYTES", 1000012, "franz-go: largest batch of answers; at most the topics' max.message.bytes")
 	b.String(&t.ProducerCompression, "KAFKA_PRODUCER_COMPRESSION", "snappy", "franz-go: compression of answer batches: none, gzip, snappy, lz4 or zstd")
+	b.Int(&t.MemoryBudgetBytes, "MEMORY_BUDGET_BYTES", 32<<20, "franz-go: bytes of requests held at once, counted decoded (fetched batches, messages in flight, their answers); a batch that decodes past it is poisoned")
 }
 
 // Validate checks the settings.
@@ -229,6 +241,8 @@ func (t Transport) Validate() error {
 		return invalid("KAFKA_PARTITION_WINDOW", strconv.Itoa(t.PartitionWindow), "must be at least 1")
 	case t.ProducerLinger < 0:
 		return invalid("KAFKA_PRODUCER_LINGER", t.ProducerLinger.String(), "must be 0 or more")
+	case t.MemoryBudgetBytes < minMemoryBudgetBytes || t.MemoryBudgetBytes > maxMemoryBudgetBytes:
+		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(t.MemoryBudgetBytes), fmt.Sprintf("must be from %d (1 MiB) to %d (1 GiB)", minMemoryBudgetBytes, maxMemoryBudgetBytes))
 	case t.ProducerBatchBytes < 1024:
 		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), "must be at least 1024")
 	}
@@ -293,6 +307,9 @@ func (s Service) Validate() error {
 		return invalid("SHUTDOWN_TIMEOUT", s.ShutdownTimeout.String(), "must be above 0")
 	case s.MaxRequestBytes < 1:
 		return invalid("MAX_REQUEST_BYTES", strconv.Itoa(s.MaxRequestBytes), "must be at least 1")
+	case s.Transport.MemoryBudgetBytes/memoryBudgetRequests < s.MaxRequestBytes:
+		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(s.Transport.MemoryBudgetBytes),
+			fmt.Sprintf("must hold at least %d requests of MAX_REQUEST_BYTES (%d)", memoryBudgetRequests, s.MaxRequestBytes))
 	case s.EmbeddedBrokerPort < 0 || s.EmbeddedBrokerPort > 65535:
 		return invalid("EMBEDDED_BROKER_PORT", strconv.Itoa(s.EmbeddedBrokerPort), "must be from 0 to 65535")
 	}

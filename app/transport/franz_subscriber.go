@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,15 +14,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pingpong/pingpong/app/budget"
 	"github.com/pingpong/pingpong/middleware"
 )
 
 // Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
-// flight) needs a few kilobytes of read-ahead per partition to stay full, and every fetched
-// byte is decoded at once into records, several times its size when the batch was compressed:
-// each partition holds up to two fetches (see queuedBatches), so 16 KB a partition keeps 16
-// partitions within a few MB (docs/performance.md). A record larger than these is still
-// fetched: a broker always returns at least the first batch of a partition whole.
+// flight) needs a few kilobytes of read-ahead per partition to stay full. These bounds count
+// bytes as written, compressed; what they decode to is bounded by the budget (Budget). A record
+// larger than these is still fetched: a broker always returns at least the first batch of a
+// partition whole.
 const (
 	fetchMaxBytes          = 256 << 10
 	fetchMaxPartitionBytes = 16 << 10
@@ -46,7 +49,16 @@ type FranzSubscriberConfig struct {
 	DrainTimeout time.Duration
 	// Assignment, when not nil, follows the partitions assigned, revoked and lost.
 	Assignment *Assignment
+	// Budget bounds the bytes the subscriber holds, decoded: fetched batches once decompressed,
+	// and each message in flight together with its answer (MEMORY_BUDGET_BYTES). A batch that
+	// decodes to more than the whole budget is not decoded: it is delivered as one message
+	// standing for the batch (middleware.UndecodableBatch) and skipped. Nil means a budget of
+	// DefaultBudgetBytes.
+	Budget *budget.Budget
 }
+
+// DefaultBudgetBytes is the budget of a subscriber configured without one.
+const DefaultBudgetBytes = 32 << 20
 
 // FranzSubscriber is a Watermill subscriber on a franz-go consumer group that lets many messages
 // of a partition be in flight at once (the router handles each in its own goroutine) and commits
@@ -81,6 +93,9 @@ func NewFranzSubscriber(cfg FranzSubscriberConfig, logger watermill.LoggerAdapte
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
+	if cfg.Budget == nil {
+		cfg.Budget = budget.New(DefaultBudgetBytes)
+	}
 	return &FranzSubscriber{cfg: cfg, logger: logger}, nil
 }
 
@@ -92,7 +107,12 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		return nil, errors.New("franz subscriber: closed")
 	}
 	c := newConsumer(s.cfg, topic, s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}))
+	decompressor := newBudgetedDecompressor(s.cfg.Budget)
 	opts := append(append([]kgo.Opt{}, s.cfg.ClientOptions...),
+		// Decoded batches are held against the budget until their records are recycled.
+		kgo.WithDecompressor(decompressor),
+		kgo.WithPools(decompressor),
+		kgo.WithHooks(c),
 		kgo.ConsumerGroup(s.cfg.ConsumerGroup),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(s.cfg.ResetOffset),
@@ -123,6 +143,7 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	c.client = client
 	s.consumers = append(s.consumers, c)
 	go c.poll()
+	go c.resumeWhenRoom()
 	// As in watermill-kafka, the subscription ends when its context does: the router cancels
 	// it on shutdown and then waits for the channel to close.
 	go func() {
@@ -175,13 +196,18 @@ type consumer struct {
 	// acker, which resends on a nack); out is closed only once they are all gone.
 	senders sync.WaitGroup
 
+	budget *budget.Budget
+	// roomWanted wakes resumeWhenRoom: a partition waits for room in the budget.
+	roomWanted chan struct{}
+
 	mu         sync.Mutex
 	partitions map[int32]*partitionWorker
 }
 
 func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.LoggerAdapter) *consumer {
 	c := &consumer{
-		cfg: cfg, topic: topic, logger: logger,
+		cfg: cfg, topic: topic, logger: logger, budget: cfg.Budget,
+		roomWanted: make(chan struct{}, 1),
 		out:        make(chan *message.Message),
 		pollDone:   make(chan struct{}),
 		partitions: map[int32]*partitionWorker{},
@@ -198,19 +224,118 @@ func (c *consumer) poll() {
 		if c.pollCtx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				c.logger.Error("Fetch failed; the client retries", err, watermill.LogFields{"kafka_partition": partition})
-			}
-		})
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
 			// Never wait here for one partition's worker: the others would run dry meanwhile.
-			c.worker(p.Partition).enqueue(p.Records)
+			if len(p.Records) > 0 {
+				c.worker(p.Partition).enqueue(fetched{records: p.Records})
+			}
+			if p.Err != nil {
+				c.fetchFailed(p.Partition, p.Err)
+			}
 		})
 	}
+}
+
+// fetchFailed handles a partition's fetch error. A batch that cannot be decoded within the budget
+// stops its partition in franz-go until it is skipped: it is handed to the partition's worker as
+// one message, after the records before it, and the partition goes on after it.
+func (c *consumer) fetchFailed(partition int32, err error) {
+	var full *budgetFullError
+	if errors.As(err, &full) {
+		c.worker(partition).waitForRoom(full.need)
+		return
+	}
+	var tooLarge *kgo.ErrDecompressTooLarge
+	if errors.As(err, &tooLarge) {
+		batch := &middleware.UndecodableBatch{FirstOffset: tooLarge.Offset, LastOffset: tooLarge.NextOffset - 1, Why: c.undecodableWhy()}
+		c.logger.Error("A record batch cannot be decoded: it is answered on the poison queue and skipped", batch, watermill.LogFields{
+			"kafka_partition": partition, "first_offset": batch.FirstOffset, "last_offset": batch.LastOffset,
+		})
+		c.worker(partition).enqueue(fetched{undecodable: batch, epoch: tooLarge.Epoch})
+		c.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {Epoch: tooLarge.Epoch, Offset: tooLarge.NextOffset}}})
+		return
+	}
+	if !errors.Is(err, context.Canceled) {
+		c.logger.Error("Fetch failed; the client retries", err, watermill.LogFields{"kafka_partition": partition})
+	}
+}
+
+// resumeWhenRoom resumes the partitions that wait for room in the budget as room comes back.
+func (c *consumer) resumeWhenRoom() {
+	for {
+		select {
+		case <-c.roomWanted:
+		case <-c.pollCtx.Done():
+			return
+		}
+		for {
+			released := c.budget.Released()
+			c.mu.Lock()
+			waiting := false
+			for _, w := range c.partitions {
+				waiting = w.roomFound() || waiting
+			}
+			c.mu.Unlock()
+			if !waiting {
+				break
+			}
+			select {
+			case <-released:
+			case <-time.After(gcNudge):
+				// Room held by a decoded batch that franz-go dropped on an error path without
+				// putting it back comes back by a cleanup once the collector frees it, and a
+				// process that waits allocates little.
+				runtime.GC()
+			case <-c.pollCtx.Done():
+				return
+			}
+		}
+	}
+}
+
+// gcNudge is how long partitions wait for room before the subscriber asks for a collection.
+const gcNudge = time.Second
+
+// undecodableWhy is the reason given for an undecodable batch. franz-go reports every batch the
+// decompressor refuses as one that decompresses too large, without the decompressor's error.
+func (c *consumer) undecodableWhy() string {
+	return "it decompresses to more than the memory budget of " + formatBytes(c.budget.Limit()) +
+		" (MEMORY_BUDGET_BYTES), or its compressed data is corrupt or of an unknown codec"
+}
+
+// OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered. A record of an uncompressed batch
+// holds its bytes in the fetch response, which no decompressor counted: it is counted from here
+// until it is recycled.
+func (c *consumer) OnFetchRecordBuffered(r *kgo.Record) {
+	if r.Attrs.CompressionType() == 0 {
+		c.budget.Force(recordBytes(r))
+	}
+}
+
+// OnFetchRecordUnbuffered implements kgo.HookFetchRecordUnbuffered: a record franz-go drops
+// without returning it (its partition paused, revoked or skipped) is recycled here.
+func (c *consumer) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
+	if !polled {
+		c.recycle(r)
+	}
+}
+
+// recycle releases what a record holds of the budget once the subscriber is done with it: its
+// own bytes when its batch was uncompressed, its share of its decoded batch otherwise.
+func (c *consumer) recycle(r *kgo.Record) {
+	if r.Attrs.CompressionType() == 0 {
+		c.budget.Release(recordBytes(r))
+	}
+	r.Recycle()
+}
+
+// recordBytes is the bytes a record's key, value and headers take.
+func recordBytes(r *kgo.Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
 }
 
 // worker returns the partition's worker, starting one if the partition is new.
@@ -330,9 +455,12 @@ type partitionWorker struct {
 	// not empty. The poll loop never waits for a worker: with queuedBatches queued it pauses
 	// the partition's fetches instead, and the worker resumes them as it takes the batches.
 	queueMu sync.Mutex
-	queue   [][]*kgo.Record
-	paused  bool
+	queue   []fetched
 	queued  chan struct{}
+	// The partition's fetches are paused while its queue is full, or while it waits for room in
+	// the budget for its next batch (roomWanted bytes of it, 0 when not known).
+	paused, waitingForRoom bool
+	roomWanted             int64
 
 	slots chan struct{} // the window: a message holds a slot until it can be committed
 	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
@@ -363,6 +491,16 @@ type deliveredMessage struct {
 	msg    *message.Message
 	offset kgo.EpochOffset
 	ctx    context.Context
+	// held is what the message holds of the budget until it is acked.
+	held int64
+}
+
+// fetched is what a partition's worker is handed: the records of one fetch, or a batch that
+// could not be decoded.
+type fetched struct {
+	records     []*kgo.Record
+	undecodable *middleware.UndecodableBatch
+	epoch       int32 // the undecodable batch's leader epoch
 }
 
 // queuedBatches is how many fetched batches a partition may have waiting, besides the one its
@@ -373,14 +511,11 @@ const queuedBatches = 1
 // enqueue hands the worker a fetched batch, at once; with queuedBatches waiting, it pauses the
 // partition's fetches until the worker catches up. A pause made while records of the partition
 // were buffered in the client drops them there, and they are fetched again on resume.
-func (w *partitionWorker) enqueue(batch []*kgo.Record) {
+func (w *partitionWorker) enqueue(batch fetched) {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
 	w.queue = append(w.queue, batch)
-	if len(w.queue) >= queuedBatches && !w.paused {
-		w.paused = true
-		w.consumer.client.PauseFetchPartitions(w.topicPartition())
-	}
+	w.updatePause()
 	select {
 	case w.queued <- struct{}{}:
 	default: // the worker has a signal waiting already
@@ -388,26 +523,75 @@ func (w *partitionWorker) enqueue(batch []*kgo.Record) {
 }
 
 // next takes the oldest queued batch, resuming the partition's fetches once there is room.
-func (w *partitionWorker) next() []*kgo.Record {
+func (w *partitionWorker) next() (fetched, bool) {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
 	if len(w.queue) == 0 {
-		return nil
+		return fetched{}, false
 	}
 	batch := w.queue[0]
-	w.queue[0] = nil
+	w.queue[0] = fetched{}
 	w.queue = w.queue[1:]
-	if w.paused && len(w.queue) < queuedBatches {
+	w.updatePause()
+	return batch, true
+}
+
+// updatePause pauses or resumes the partition's fetches as its queue and its wait for room say;
+// w.queueMu is held.
+func (w *partitionWorker) updatePause() {
+	switch want := len(w.queue) >= queuedBatches || w.waitingForRoom; {
+	case want && !w.paused:
+		w.paused = true
+		w.consumer.client.PauseFetchPartitions(w.topicPartition())
+	case !want && w.paused:
 		w.paused = false
 		w.consumer.client.ResumeFetchPartitions(w.topicPartition())
 	}
-	return batch
+}
+
+// waitForRoom pauses the partition until the budget has room for its next batch, of n bytes
+// decoded (0 when not known yet).
+func (w *partitionWorker) waitForRoom(n int64) {
+	w.queueMu.Lock()
+	w.waitingForRoom, w.roomWanted = true, n
+	w.updatePause()
+	w.queueMu.Unlock()
+	select {
+	case w.consumer.roomWanted <- struct{}{}:
+	default:
+	}
+}
+
+// roomFound resumes the partition if it waits for room and the budget has it now.
+func (w *partitionWorker) roomFound() (stillWaiting bool) {
+	w.queueMu.Lock()
+	defer w.queueMu.Unlock()
+	if !w.waitingForRoom {
+		return false
+	}
+	if !w.consumer.budget.Fits(max(w.roomWanted, 1)) {
+		return true
+	}
+	w.waitingForRoom = false
+	w.updatePause()
+	return false
+}
+
+// discardQueued recycles the records still queued when the partition stops: they were not
+// delivered, so the next owner reads them again.
+func (w *partitionWorker) discardQueued() {
+	for batch, ok := w.next(); ok; batch, ok = w.next() {
+		for _, rec := range batch.records {
+			w.consumer.recycle(rec)
+		}
+	}
 }
 
 // resume lifts the partition's pause, if any.
 func (w *partitionWorker) resume() {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
+	w.waitingForRoom = false
 	if w.paused {
 		w.paused = false
 		w.consumer.client.ResumeFetchPartitions(w.topicPartition())
@@ -422,37 +606,104 @@ func (w *partitionWorker) topicPartition() map[string][]int32 {
 func (w *partitionWorker) run() {
 	defer w.consumer.senders.Done()
 	defer close(w.delivered)
+	defer w.discardQueued()
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-w.queued:
-			for batch := w.next(); batch != nil; batch = w.next() {
-				for _, rec := range batch {
+			for batch, ok := w.next(); ok; batch, ok = w.next() {
+				if batch.undecodable != nil {
+					if !w.dispatchUndecodable(batch) {
+						return
+					}
+					continue
+				}
+				for i, rec := range batch.records {
 					if !w.dispatch(rec) {
+						for _, rest := range batch.records[i:] {
+							w.consumer.recycle(rest)
+						}
 						return
 					}
 				}
-
 			}
 		}
 	}
 }
 
-// dispatch delivers rec once a slot of the window is free; false when the partition stopped.
+// answerOverheadBytes is what a message's answer is counted at beyond the request's own bytes:
+// an answer echoes the request's id, and a poison record carries at most the request and a few
+// headers of its own.
+const answerOverheadBytes = 1 << 10
+
+// dispatch delivers rec once a slot of the window is free and the budget has room for the
+// message and its answer; false when the partition stopped. The record itself is recycled here:
+// the message has copies of all it needs.
 func (w *partitionWorker) dispatch(rec *kgo.Record) bool {
 	select {
 	case w.slots <- struct{}{}:
 	case <-w.stop:
 		return false
 	}
+	size := recordBytes(rec)
+	held := 2*size + answerOverheadBytes // the request, and its answer
+	if !w.hold(held) {
+		return false
+	}
 	msg := w.consumer.toMessage(rec)
+	offset := kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}
+	w.consumer.recycle(rec)
+	return w.send(msg, offset, held)
+}
+
+// dispatchUndecodable delivers the message that stands for an undecodable batch; its offset is
+// the batch's last, so that once it is acked the partition is committed past the batch.
+func (w *partitionWorker) dispatchUndecodable(batch fetched) bool {
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.stop:
+		return false
+	}
+	w.consumer.budget.Force(answerOverheadBytes)
+	src := middleware.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
+	msg := message.NewMessage(watermill.NewUUID(), nil)
+	msg.SetContext(context.WithValue(w.consumer.msgCtx, franzSourceKey{}, src))
+	return w.send(msg, kgo.EpochOffset{Epoch: batch.epoch, Offset: batch.undecodable.LastOffset}, answerOverheadBytes)
+}
+
+// hold takes n bytes of the budget for a message about to be delivered; false if the partition
+// stopped first. A partition with nothing else in flight takes its room without waiting: what
+// holds the budget then may be its own decoded batch, released only as its records are
+// delivered, so each partition can always move.
+func (w *partitionWorker) hold(n int64) bool {
+	b := w.consumer.budget
+	for {
+		released := b.Released()
+		if len(w.slots) == 1 { // the acker frees a slot before it releases its room
+			b.Force(n)
+			return true
+		}
+		if b.TryAcquire(n) {
+			return true
+		}
+		select {
+		case <-released:
+		case <-w.stop:
+			return false
+		}
+	}
+}
+
+// send delivers msg, whose room in the budget (held) is released once it is acked or given up.
+func (w *partitionWorker) send(msg *message.Message, offset kgo.EpochOffset, held int64) bool {
 	// The context is the one the subscriber gave the message (its source), kept for a
 	// redelivery: the router and the middleware replace the message's own.
-	d := deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}, ctx: msg.Context()}
+	d := deliveredMessage{msg: msg, offset: offset, ctx: msg.Context(), held: held}
 	w.inFlight.Add(1)
 	if !w.deliver(msg) {
 		w.inFlight.Done()
+		w.consumer.budget.Release(held)
 		return false
 	}
 	w.delivered <- d // never blocks: the queue holds a window, and d holds a slot
@@ -491,6 +742,7 @@ func (w *partitionWorker) ackInOrder() {
 			w.consumer.client.MarkCommitOffsets(w.mark)
 		}
 		<-w.slots
+		w.consumer.budget.Release(d.held) // after the slot: a dispatcher waiting for room sees both
 		w.inFlight.Done()
 	}
 }
@@ -547,7 +799,8 @@ func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 			uuid = string(h.Value)
 			continue
 		}
-		metadata.Set(h.Key, string(h.Value))
+		// Copies of the key and value: the record's bytes go back to franz-go (Recycle).
+		metadata.Set(strings.Clone(h.Key), string(h.Value))
 	}
 	msg := message.NewMessage(uuid, bytes.Clone(rec.Value))
 	msg.Metadata = metadata
@@ -561,4 +814,12 @@ func FranzSource(msg *message.Message) middleware.Source {
 		return src
 	}
 	return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
+}
+
+// formatBytes writes n in MiB when it is a whole number of them, in bytes otherwise.
+func formatBytes(n int64) string {
+	if n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pingpong/pingpong/app/budget"
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
 	"github.com/pingpong/pingpong/middleware"
@@ -72,6 +73,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		NackResendSleep:    c.Retry.InitialInterval,
 		MaxNackResendSleep: c.Retry.MaxInterval,
 		Assignment:         assignment,
+		Budget:             budget.New(int64(c.Transport.MemoryBudgetBytes)),
 	}, logger); err != nil {
 		return k, err
 	}

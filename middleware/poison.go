@@ -24,12 +24,12 @@ const (
 	HeaderHandler    = wmmiddleware.PoisonedHandlerKey    // "handler_poisoned"
 	HeaderSubscriber = wmmiddleware.PoisonedSubscriberKey // "subscriber_poisoned"
 
-	HeaderReasonCode      = "pingpong_reason_code"      // a ReasonCode, for machines
-	HeaderPartition       = "pingpong_source_partition" // the source record's partition
-	HeaderOffset          = "pingpong_source_offset"    // the source record's offset
+	HeaderReasonCode = "pingpong_reason_code"      // a ReasonCode, for machines
+	HeaderPartition  = "pingpong_source_partition" // the source record's partition
+	HeaderOffset     = "pingpong_source_offset"    // the source record's offset
 	// HeaderLastOffset is set on the poison record of an undecodable batch: HeaderOffset is the
 	// batch's first offset, this its last.
-	HeaderLastOffset = "pingpong_source_last_offset"
+	HeaderLastOffset      = "pingpong_source_last_offset"
 	HeaderSourceTimestamp = "pingpong_source_timestamp" // the source record's timestamp, RFC 3339
 	HeaderAttempts        = "pingpong_attempts"         // how often the handler ran
 	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pingpong/pingpong/bench/procfs"
 )
 
 // result is one measurement of one system.
@@ -231,19 +233,7 @@ func start(service, system string, brokers []string, prefix string) (*process, e
 }
 
 // peakRSS is the process's high-water mark of resident memory (VmHWM).
-func (p *process) peakRSS() int64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return -1
-}
+func (p *process) peakRSS() int64 { return procfs.PeakRSS(p.cmd.Process.Pid) }
 
 // cpu is the process's CPU time so far, user and system (utime and stime of /proc/PID/stat).
 func (p *process) cpu() time.Duration {

@@ -558,7 +558,7 @@ func TestToolsRejectBadUsage(t *testing.T) {
 		env  string
 		says string
 	}{
-		{[]string{"dlq", "list", "--reason", "bogus"}, "", `--reason: unknown reason code "bogus": use one of malformed, not_ping, retries_exhausted, panic, none`},
+		{[]string{"dlq", "list", "--reason", "bogus"}, "", `--reason: unknown reason code "bogus": use one of malformed, not_ping, retries_exhausted, panic, undecodable_batch, none`},
 		{[]string{"dlq", "list", "--since", "yesterday"}, "", `--since "yesterday" is neither a time`},
 		{[]string{"dlq", "list", "--since", "1h", "--until", "2h"}, "", "--since (" /* ... */},
 		{[]string{"dlq", "list", "--follow", "--until", "1h"}, "", "--follow and --until do not go together"},

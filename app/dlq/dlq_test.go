@@ -311,7 +311,7 @@ func TestStats(t *testing.T) {
 	j := stats.JSON(servicetest.Topics.Failed)
 	want := dlq.JSONStats{
 		Topic: servicetest.Topics.Failed, Records: 6,
-		ByReason:        map[string]int{"malformed": 2, "not_ping": 2, "retries_exhausted": 1, "panic": 0, "none": 1},
+		ByReason:        map[string]int{"malformed": 2, "not_ping": 2, "retries_exhausted": 1, "panic": 0, "undecodable_batch": 0, "none": 1},
 		ByHour:          map[string]int{"2026-05-01T14:00Z": 3, "2026-05-01T15:00Z": 2, "2026-05-01T16:00Z": 1},
 		Oldest:          &dlq.JSONPosition{Partition: 0, Offset: 0, Timestamp: "2026-05-01T14:00:00Z"},
 		Newest:          &dlq.JSONPosition{Partition: 1, Offset: 2, Timestamp: "2026-05-01T16:10:00Z"},

@@ -308,6 +308,7 @@ KAFKA_CONSUMER_OFFSET: {{ $c.consumerOffset | quote }}
 HTTP_ADDR: {{ printf ":%d" (int .Values.containerPorts.http) | quote }}
 SHUTDOWN_TIMEOUT: {{ printf "%ds" (int $c.shutdownTimeoutSeconds) | quote }}
 MAX_REQUEST_BYTES: {{ int $c.maxRequestBytes | quote }}
+MEMORY_BUDGET_BYTES: {{ int $c.memoryBudgetBytes | quote }}
 RETRY_MAX_RETRIES: {{ int $c.retry.maxRetries | quote }}
 RETRY_INITIAL_INTERVAL: {{ $c.retry.initialInterval | quote }}
 RETRY_MAX_INTERVAL: {{ $c.retry.maxInterval | quote }}

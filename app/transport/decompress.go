@@ -49,7 +49,8 @@ type budgetedDecompressor struct {
 	mu   sync.Mutex
 	held map[*byte]*heldBytes // by the decoded slice's backing array
 
-	zstd sync.Pool
+	// Decoders are reused, as franz-go's are: each holds buffers of a block or a window.
+	zstd, gzip, lz4 sync.Pool
 }
 
 // budgetFullError refuses a batch that does not fit in the budget now; need is its decoded size,
@@ -77,6 +78,7 @@ func (h *heldBytes) release() {
 
 func newBudgetedDecompressor(b *budget.Budget) *budgetedDecompressor {
 	d := &budgetedDecompressor{budget: b, max: int(b.Limit()), held: map[*byte]*heldBytes{}}
+	d.lz4.New = func() any { return lz4.NewReader(nil) }
 	d.zstd.New = func() any {
 		dec, _ := zstd.NewReader(nil,
 			zstd.WithDecoderLowmem(true),
@@ -88,27 +90,37 @@ func newBudgetedDecompressor(b *budget.Budget) *budgetedDecompressor {
 	return d
 }
 
-// Decompress implements kgo.Decompressor.
+// Decompress implements kgo.Decompressor. A batch's decoded size is known before its bytes are
+// allocated: from snappy's block headers, and for the other codecs by decoding it once into
+// nothing (zstd's frame header may omit the size, and may be followed by more frames). So a batch
+// is refused before it takes any memory, and it takes exactly its size: no growing buffer leaves
+// garbage behind. The price is decoding gzip, lz4 and zstd batches twice; snappy, the default
+// codec of franz-go and of this service's answers, once.
 func (d *budgetedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
 	if codec == kgo.CodecNone {
 		return src, nil
 	}
 	if !d.budget.Fits(1) {
-		return nil, &budgetFullError{} // refused before decoding it: the budget is full already
+		return nil, &budgetFullError{} // the budget is full already: not even measured
 	}
-	out, err := d.decode(src, codec)
+	size, err := d.decodedSize(src, codec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUndecodable, err)
 	}
-	if cap(out) == 0 {
-		return out, nil
+	if size == 0 {
+		return []byte{}, nil
 	}
-	n := int64(cap(out))
+	n := int64(size)
 	if !d.budget.TryAcquire(n) {
 		return nil, &budgetFullError{need: n}
 	}
+	out := make([]byte, size)
+	if err := d.decodeInto(out, src, codec); err != nil {
+		d.budget.Release(n)
+		return nil, fmt.Errorf("%w: %w", errUndecodable, err)
+	}
 	h := &heldBytes{budget: d.budget, n: n}
-	ptr := unsafe.SliceData(out[:cap(out)])
+	ptr := unsafe.SliceData(out)
 	d.mu.Lock()
 	d.held[ptr] = h
 	d.mu.Unlock()
@@ -137,58 +149,87 @@ func (d *budgetedDecompressor) PutDecompressBytes(b []byte) {
 	}
 }
 
-// decode decompresses src, never past d.max bytes.
-func (d *budgetedDecompressor) decode(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
-	switch codec {
-	case kgo.CodecGzip:
-		r, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, err
-		}
-		return readAtMost(r, d.max)
-	case kgo.CodecSnappy:
-		return d.snappy(src)
-	case kgo.CodecLz4:
-		return readAtMost(lz4.NewReader(bytes.NewReader(src)), d.max)
-	case kgo.CodecZstd:
-		dec := d.zstd.Get().(*zstd.Decoder)
-		defer d.zstd.Put(dec)
-		out, err := dec.DecodeAll(src, nil)
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-			return nil, fmt.Errorf("decompresses to more than %d bytes", d.max)
-		}
-		return out, err
-	}
-	return nil, fmt.Errorf("unknown compression codec %d", codec)
+// errTooLarge is why a batch that decodes past the budget is undecodable.
+func (d *budgetedDecompressor) errTooLarge() error {
+	return fmt.Errorf("decompresses to more than %d bytes", d.max)
 }
 
-func readAtMost(r io.Reader, max int) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+// decodedSize is the size src decodes to, at most d.max.
+func (d *budgetedDecompressor) decodedSize(src []byte, codec kgo.CompressionCodecType) (int, error) {
+	if codec == kgo.CodecSnappy {
+		return d.snappySize(src)
+	}
+	r, done, err := d.reader(src, codec)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	if len(out) > max {
-		return nil, fmt.Errorf("decompresses to more than %d bytes", max)
+	defer done()
+	n, err := io.Copy(io.Discard, io.LimitReader(r, int64(d.max)+1))
+	if err != nil {
+		return 0, err
 	}
-	return out, nil
+	if n > int64(d.max) {
+		return 0, d.errTooLarge()
+	}
+	return int(n), nil
+}
+
+// decodeInto decodes src into out, which is exactly as long as decodedSize said.
+func (d *budgetedDecompressor) decodeInto(out, src []byte, codec kgo.CompressionCodecType) error {
+	if codec == kgo.CodecSnappy {
+		return d.snappyInto(out, src)
+	}
+	r, done, err := d.reader(src, codec)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := io.ReadFull(r, out); err != nil {
+		return err
+	}
+	if n, _ := r.Read(make([]byte, 1)); n > 0 {
+		return errors.New("decodes to more than it did a moment ago")
+	}
+	return nil
+}
+
+// reader streams src's decoded bytes; done gives back what it borrowed.
+func (d *budgetedDecompressor) reader(src []byte, codec kgo.CompressionCodecType) (io.Reader, func(), error) {
+	switch codec {
+	case kgo.CodecGzip:
+		r, _ := d.gzip.Get().(*gzip.Reader)
+		if r == nil {
+			r = new(gzip.Reader)
+		}
+		if err := r.Reset(bytes.NewReader(src)); err != nil {
+			return nil, nil, err
+		}
+		return r, func() { d.gzip.Put(r) }, nil
+	case kgo.CodecLz4:
+		r := d.lz4.Get().(*lz4.Reader)
+		r.Reset(bytes.NewReader(src))
+		return r, func() { r.Reset(nil); d.lz4.Put(r) }, nil
+	case kgo.CodecZstd:
+		dec := d.zstd.Get().(*zstd.Decoder)
+		if err := dec.Reset(bytes.NewReader(src)); err != nil {
+			d.zstd.Put(dec)
+			return nil, nil, err
+		}
+		return dec, func() { _ = dec.Reset(nil); d.zstd.Put(dec) }, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression codec %d", codec)
 }
 
 // xerialPrefix starts snappy framed the way Java producers write it (xerial's snappy-java
 // stream): a 16-byte header, then blocks, each a big-endian length and a raw snappy block.
 var xerialPrefix = []byte{130, 83, 78, 65, 80, 80, 89, 0}
 
-func (d *budgetedDecompressor) snappy(src []byte) ([]byte, error) {
+// xerialBlocks splits xerial-framed snappy into its raw blocks, or returns nil for raw snappy.
+func xerialBlocks(src []byte) ([][]byte, error) {
 	if len(src) <= 16 || !bytes.HasPrefix(src, xerialPrefix) {
-		if n, err := s2.DecodedLen(src); err != nil {
-			return nil, err
-		} else if n > d.max {
-			return nil, fmt.Errorf("decompresses to more than %d bytes", d.max)
-		}
-		return s2.Decode(nil, src)
+		return nil, nil
 	}
-	// The blocks' decoded lengths are summed and bounded before anything is decoded.
 	var blocks [][]byte
-	total := 0
 	for rest := src[16:]; len(rest) > 0; {
 		if len(rest) < 4 {
 			return nil, errors.New("malformed xerial snappy framing")
@@ -198,22 +239,48 @@ func (d *budgetedDecompressor) snappy(src []byte) ([]byte, error) {
 		if size > len(rest) {
 			return nil, errors.New("malformed xerial snappy framing")
 		}
-		n, err := s2.DecodedLen(rest[:size])
-		if err != nil {
-			return nil, err
-		}
-		if total += n; total > d.max {
-			return nil, fmt.Errorf("decompresses to more than %d bytes", d.max)
-		}
 		blocks, rest = append(blocks, rest[:size]), rest[size:]
 	}
-	out := make([]byte, 0, total)
-	for _, block := range blocks {
-		decoded, err := s2.Decode(out[len(out):cap(out)], block)
-		if err != nil {
-			return nil, err
-		}
-		out = out[:len(out)+len(decoded)]
+	return blocks, nil
+}
+
+// snappySize sums the decoded lengths that snappy blocks carry in their headers.
+func (d *budgetedDecompressor) snappySize(src []byte) (int, error) {
+	blocks, err := xerialBlocks(src)
+	if err != nil {
+		return 0, err
 	}
-	return out, nil
+	if blocks == nil {
+		blocks = [][]byte{src}
+	}
+	total := 0
+	for _, block := range blocks {
+		n, err := s2.DecodedLen(block)
+		if err != nil {
+			return 0, err
+		}
+		if total += n; total > d.max {
+			return 0, d.errTooLarge()
+		}
+	}
+	return total, nil
+}
+
+func (d *budgetedDecompressor) snappyInto(out, src []byte) error {
+	blocks, err := xerialBlocks(src)
+	if err != nil {
+		return err
+	}
+	if blocks == nil {
+		blocks = [][]byte{src}
+	}
+	at := 0
+	for _, block := range blocks {
+		n, _ := s2.DecodedLen(block) // checked by snappySize
+		if _, err := s2.Decode(out[at:at+n], block); err != nil {
+			return err
+		}
+		at += n
+	}
+	return nil
 }

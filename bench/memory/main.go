@@ -45,6 +45,7 @@ var cases = []hostileCase{
 	{name: "2,000 pings of 500 KB, zstd, 2 a batch", records: 2000, partitions: 16, perBatch: 2, recordBytes: pingBytes, codec: kgo.ZstdCompression()},
 	{name: "2,000 pings of 500 KB in one zstd batch (1 GB decoded)", records: 2000, partitions: 1, perBatch: 2000, recordBytes: pingBytes, codec: kgo.ZstdCompression()},
 	{name: "256 pings of 500 KB, gzip, 16 a batch", records: 256, partitions: 4, perBatch: 16, recordBytes: pingBytes, codec: kgo.GzipCompression()},
+	{name: "256 pings of 500 KB, lz4, 2 a batch", records: 256, partitions: 4, perBatch: 2, recordBytes: pingBytes, codec: kgo.Lz4Compression()},
 	{name: "256 pings of 500 KB, lz4, 16 a batch", records: 256, partitions: 4, perBatch: 16, recordBytes: pingBytes, codec: kgo.Lz4Compression()},
 	{name: "256 pings of 500 KB, snappy, 2 a batch", records: 256, partitions: 4, perBatch: 2, recordBytes: pingBytes, codec: kgo.SnappyCompression()},
 	{name: "256 pings of 500 KB, uncompressed, 1 a batch", records: 256, partitions: 4, perBatch: 1, recordBytes: pingBytes, codec: kgo.NoCompression()},
@@ -99,7 +100,8 @@ func measure(binary string, c hostileCase) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ManualFlushing(), kgo.ProducerBatchCompression(c.codec),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ManualFlushing(), kgo.ProducerBatchCompression(c.codec),
 		kgo.ProducerBatchMaxBytes(1<<30), kgo.BrokerMaxWriteBytes(1<<30), kgo.MaxBufferedBytes(2<<30))
 	if err != nil {
 		return result{}, err

@@ -10,7 +10,11 @@
 // others to release theirs (see the subscriber).
 package budget
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Budget is a count of bytes held against a limit. Use New.
 type Budget struct {
@@ -84,4 +88,18 @@ func (b *Budget) Release(n int64) {
 		b.released = nil
 	}
 	b.mu.Unlock()
+}
+
+// Collectors are the budget's gauges: its size and what is held of it.
+func (b *Budget) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pingpong_memory_budget_bytes",
+			Help: "Bytes of requests the instance may hold at once, counted decoded (MEMORY_BUDGET_BYTES).",
+		}, func() float64 { return float64(b.Limit()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pingpong_memory_budget_used_bytes",
+			Help: "Bytes of requests the instance holds now: fetched batches decoded, messages in flight and their answers.",
+		}, func() float64 { return float64(b.Used()) }),
+	}
 }

@@ -73,6 +73,9 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, kafka.Close)
+	if kafka.Budget != nil {
+		s.registry.MustRegister(kafka.Budget.Collectors()...)
+	}
 	sub, rawPub := kafka.Subscriber, kafka.Publisher
 
 	s.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownTimeout}, wmLogger)

@@ -46,8 +46,11 @@ type budgetedDecompressor struct {
 	budget *budget.Budget
 	max    int
 
-	mu   sync.Mutex
-	held map[*byte]*heldBytes // by the decoded slice's backing array
+	mu sync.Mutex
+	// held is the room of each decoded batch, by the address of its bytes: an address, not a
+	// pointer, so that a batch nobody puts back can still be collected, and its room released by
+	// the cleanup then.
+	held map[uintptr]*heldBytes
 
 	// Decoders are reused, as franz-go's are: each holds buffers of a block or a window.
 	zstd, gzip, lz4 sync.Pool
@@ -67,6 +70,7 @@ func (e *budgetFullError) Error() string {
 type heldBytes struct {
 	budget   *budget.Budget
 	n        int64
+	addr     uintptr
 	released atomic.Bool
 }
 
@@ -77,7 +81,7 @@ func (h *heldBytes) release() {
 }
 
 func newBudgetedDecompressor(b *budget.Budget) *budgetedDecompressor {
-	d := &budgetedDecompressor{budget: b, max: int(b.Limit()), held: map[*byte]*heldBytes{}}
+	d := &budgetedDecompressor{budget: b, max: int(b.Limit()), held: map[uintptr]*heldBytes{}}
 	d.lz4.New = func() any { return lz4.NewReader(nil) }
 	d.zstd.New = func() any {
 		dec, _ := zstd.NewReader(nil,
@@ -119,12 +123,12 @@ func (d *budgetedDecompressor) Decompress(src []byte, codec kgo.CompressionCodec
 		d.budget.Release(n)
 		return nil, fmt.Errorf("%w: %w", errUndecodable, err)
 	}
-	h := &heldBytes{budget: d.budget, n: n}
 	ptr := unsafe.SliceData(out)
+	h := &heldBytes{budget: d.budget, n: n, addr: uintptr(unsafe.Pointer(ptr))}
 	d.mu.Lock()
-	d.held[ptr] = h
+	d.held[h.addr] = h
 	d.mu.Unlock()
-	runtime.AddCleanup(ptr, func(h *heldBytes) { h.release() }, h)
+	runtime.AddCleanup(ptr, d.collected, h)
 	return out, nil
 }
 
@@ -139,14 +143,24 @@ func (d *budgetedDecompressor) PutDecompressBytes(b []byte) {
 	if cap(b) == 0 {
 		return
 	}
-	ptr := unsafe.SliceData(b[:cap(b)])
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b[:cap(b)])))
 	d.mu.Lock()
-	h := d.held[ptr]
-	delete(d.held, ptr)
+	h := d.held[addr]
+	delete(d.held, addr)
 	d.mu.Unlock()
 	if h != nil {
 		h.release()
 	}
+}
+
+// collected runs once a decoded batch's bytes are collected: a batch franz-go never put back.
+func (d *budgetedDecompressor) collected(h *heldBytes) {
+	d.mu.Lock()
+	if d.held[h.addr] == h { // the address may hold another batch by now
+		delete(d.held, h.addr)
+	}
+	d.mu.Unlock()
+	h.release()
 }
 
 // errTooLarge is why a batch that decodes past the budget is undecodable.

@@ -199,6 +199,8 @@ type consumer struct {
 	budget *budget.Budget
 	// roomWanted wakes resumeWhenRoom: a partition waits for room in the budget.
 	roomWanted chan struct{}
+	// polled are the records the last poll took from franz-go's buffer (recycleStripped).
+	polled []*kgo.Record
 
 	mu         sync.Mutex
 	partitions map[int32]*partitionWorker
@@ -222,8 +224,12 @@ func (c *consumer) poll() {
 	for {
 		fetches := c.client.PollRecords(c.pollCtx, pollMaxRecords)
 		if c.pollCtx.Err() != nil || fetches.IsClientClosed() {
+			for _, r := range c.polled {
+				c.recycle(r)
+			}
 			return
 		}
+		c.recycleStripped(fetches)
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			// Never wait here for one partition's worker: the others would run dry meanwhile.
 			if len(p.Records) > 0 {
@@ -313,11 +319,32 @@ func (c *consumer) OnFetchRecordBuffered(r *kgo.Record) {
 }
 
 // OnFetchRecordUnbuffered implements kgo.HookFetchRecordUnbuffered: a record franz-go drops
-// without returning it (its partition paused, revoked or skipped) is recycled here.
+// without returning it (its partition revoked or skipped) is recycled here. The records a poll
+// takes are kept for recycleStripped: franz-go says "polled" of the records of a paused partition
+// too, and then strips them from what the poll returns. It calls this on the polling goroutine
+// for those, so c.polled needs no lock.
 func (c *consumer) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
-	if !polled {
-		c.recycle(r)
+	if polled {
+		c.polled = append(c.polled, r)
+		return
 	}
+	c.recycle(r)
+}
+
+// recycleStripped recycles the records a poll took from franz-go's buffer but did not return:
+// those of partitions paused meanwhile, which franz-go drops and fetches again on resume.
+func (c *consumer) recycleStripped(fetches kgo.Fetches) {
+	if returned := fetches.NumRecords(); returned != len(c.polled) {
+		kept := make(map[*kgo.Record]struct{}, returned)
+		fetches.EachRecord(func(r *kgo.Record) { kept[r] = struct{}{} })
+		for _, r := range c.polled {
+			if _, ok := kept[r]; !ok {
+				c.recycle(r)
+			}
+		}
+	}
+	clear(c.polled)
+	c.polled = c.polled[:0]
 }
 
 // recycle releases what a record holds of the budget once the subscriber is done with it: its

@@ -20,6 +20,9 @@ type Kafka struct {
 	Publisher  message.Publisher
 	// Source tells where the subscriber's messages came from.
 	Source middleware.SourceFunc
+	// Budget is the memory budget the subscriber holds its messages against; nil for
+	// watermill-kafka, which has none.
+	Budget *budget.Budget
 }
 
 // Close closes the subscriber and the publisher.
@@ -56,6 +59,7 @@ func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignm
 
 func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
 	k.Source = FranzSource
+	k.Budget = budget.New(int64(c.Transport.MemoryBudgetBytes))
 	opts, err := kafkaclient.Options(c.Kafka)
 	if err != nil {
 		return k, err
@@ -73,7 +77,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		NackResendSleep:    c.Retry.InitialInterval,
 		MaxNackResendSleep: c.Retry.MaxInterval,
 		Assignment:         assignment,
-		Budget:             budget.New(int64(c.Transport.MemoryBudgetBytes)),
+		Budget:             k.Budget,
 	}, logger); err != nil {
 		return k, err
 	}

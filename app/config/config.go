@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,7 +210,11 @@ type Transport struct {
 	ProducerBatchBytes  int
 	ProducerCompression string
 	MemoryBudgetBytes   int
+	Ordering            string
 }
+
+// Orderings of KAFKA_ORDERING.
+var orderings = []string{"key", "partition", "none"}
 
 // Bounds of MEMORY_BUDGET_BYTES: below a few requests the service crawls, and above 1 GiB it
 // no longer bounds anything a pod's memory limit allows.
@@ -229,6 +234,7 @@ func (t *Transport) AddFlags(fs *pflag.FlagSet) {
 	b.Duration(&t.ProducerLinger, "KAFKA_PRODUCER_LINGER", 0, "franz-go: how long a batch waits for more answers before it is sent; 0 still batches what arrives while a request is in flight")
 	b.Int(&t.ProducerBatchBytes, "KAFKA_PRODUCER_BATCH_BYTES", 1000012, "franz-go: largest batch of answers; at most the topics' max.message.bytes")
 	b.String(&t.ProducerCompression, "KAFKA_PRODUCER_COMPRESSION", "snappy", "franz-go: compression of answer batches: none, gzip, snappy, lz4 or zstd")
+	b.String(&t.Ordering, "KAFKA_ORDERING", "key", "franz-go: which requests of a partition are answered one after another: key (those of one record key, the transaction id), partition (all), none")
 	b.Int(&t.MemoryBudgetBytes, "MEMORY_BUDGET_BYTES", 32<<20, "franz-go: bytes of requests held at once, counted decoded (fetched batches, messages in flight, their answers); a batch that decodes past it is poisoned")
 }
 
@@ -245,6 +251,9 @@ func (t Transport) Validate() error {
 		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(t.MemoryBudgetBytes), fmt.Sprintf("must be from %d (1 MiB) to %d (1 GiB)", minMemoryBudgetBytes, maxMemoryBudgetBytes))
 	case t.ProducerBatchBytes < 1024:
 		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), "must be at least 1024")
+	}
+	if !slices.Contains(orderings, t.Ordering) {
+		return invalid("KAFKA_ORDERING", t.Ordering, "must be one of "+strings.Join(orderings, ", "))
 	}
 	for _, c := range compressionCodecs {
 		if t.ProducerCompression == c {

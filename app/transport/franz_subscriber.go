@@ -47,6 +47,9 @@ type FranzSubscriberConfig struct {
 	MaxNackResendSleep time.Duration
 	// DrainTimeout bounds how long Close waits for the messages in flight to be acked.
 	DrainTimeout time.Duration
+	// Ordering is which messages of a partition wait for each other (KAFKA_ORDERING); the zero
+	// value is OrderByKey.
+	Ordering Ordering
 	// Assignment, when not nil, follows the partitions assigned, revoked and lost.
 	Assignment *Assignment
 	// Budget bounds the bytes the subscriber holds, decoded: fetched batches once decompressed,
@@ -56,6 +59,20 @@ type FranzSubscriberConfig struct {
 	// DefaultBudgetBytes.
 	Budget *budget.Budget
 }
+
+// Ordering is which messages of a partition are handled one after another, in offset order.
+type Ordering string
+
+const (
+	// OrderByKey handles the messages of one record key (the transaction id) one after another
+	// and the others concurrently, as Confluent's Parallel Consumer does in its KEY mode. Records
+	// without a key wait for nothing.
+	OrderByKey Ordering = "key"
+	// OrderByPartition handles a partition's messages one after another.
+	OrderByPartition Ordering = "partition"
+	// OrderNone lets any message of the window run beside any other.
+	OrderNone Ordering = "none"
+)
 
 // DefaultBudgetBytes is the budget of a subscriber configured without one.
 const DefaultBudgetBytes = 32 << 20
@@ -95,6 +112,9 @@ func NewFranzSubscriber(cfg FranzSubscriberConfig, logger watermill.LoggerAdapte
 	}
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(DefaultBudgetBytes)
+	}
+	if cfg.Ordering == "" {
+		cfg.Ordering = OrderByKey
 	}
 	return &FranzSubscriber{cfg: cfg, logger: logger}, nil
 }
@@ -492,10 +512,15 @@ type partitionWorker struct {
 	slots chan struct{} // the window: a message holds a slot until it can be committed
 	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
 	// closes it when it stops.
-	delivered chan deliveredMessage
+	delivered chan *deliveredMessage
 	inFlight  sync.WaitGroup
 	// mark is the acker's argument to MarkCommitOffsets, kept to save two maps per message.
 	mark map[string]map[int32]kgo.EpochOffset
+
+	// keys holds, for each ordering key with a message in flight, the messages of that key that
+	// wait for it, in offset order (Ordering).
+	keysMu sync.Mutex
+	keys   map[string][]*deliveredMessage
 }
 
 func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
@@ -505,7 +530,8 @@ func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
 		stop:      make(chan struct{}),
 		queued:    make(chan struct{}, 1),
 		slots:     make(chan struct{}, c.cfg.Window),
-		delivered: make(chan deliveredMessage, c.cfg.Window),
+		delivered: make(chan *deliveredMessage, c.cfg.Window),
+		keys:      map[string][]*deliveredMessage{},
 		mark:      map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {}}},
 	}
 }
@@ -520,6 +546,10 @@ type deliveredMessage struct {
 	ctx    context.Context
 	// held is what the message holds of the budget until it is acked.
 	held int64
+	// ordered messages wait for the earlier messages of their key (Ordering); sent says whether
+	// the message has been delivered yet.
+	key           string
+	ordered, sent bool
 }
 
 // fetched is what a partition's worker is handed: the records of one fetch, or a batch that
@@ -679,9 +709,10 @@ func (w *partitionWorker) dispatch(rec *kgo.Record) bool {
 		return false
 	}
 	msg := w.consumer.toMessage(rec)
-	offset := kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}
+	d := &deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}, held: held}
+	d.key, d.ordered = w.orderingKey(rec.Key)
 	w.consumer.recycle(rec)
-	return w.send(msg, offset, held)
+	return w.send(d)
 }
 
 // dispatchUndecodable delivers the message that stands for an undecodable batch; its offset is
@@ -696,7 +727,9 @@ func (w *partitionWorker) dispatchUndecodable(batch fetched) bool {
 	src := middleware.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
 	msg := message.NewMessage(watermill.NewUUID(), nil)
 	msg.SetContext(context.WithValue(w.consumer.msgCtx, franzSourceKey{}, src))
-	return w.send(msg, kgo.EpochOffset{Epoch: batch.epoch, Offset: batch.undecodable.LastOffset}, answerOverheadBytes)
+	d := &deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: batch.epoch, Offset: batch.undecodable.LastOffset}, held: answerOverheadBytes}
+	d.ordered = w.consumer.cfg.Ordering == OrderByPartition
+	return w.send(d)
 }
 
 // hold takes n bytes of the budget for a message about to be delivered; false if the partition
@@ -722,19 +755,68 @@ func (w *partitionWorker) hold(n int64) bool {
 	}
 }
 
-// send delivers msg, whose room in the budget (held) is released once it is acked or given up.
-func (w *partitionWorker) send(msg *message.Message, offset kgo.EpochOffset, held int64) bool {
+// orderingKey is the key whose earlier messages a record's message waits for, if any.
+func (w *partitionWorker) orderingKey(key []byte) (string, bool) {
+	switch w.consumer.cfg.Ordering {
+	case OrderByPartition:
+		return "", true
+	case OrderByKey:
+		return string(key), len(key) > 0
+	}
+	return "", false
+}
+
+// send delivers d's message, or queues it behind the message of its key in flight; its room in
+// the budget is released once it is acked or given up (ackInOrder).
+func (w *partitionWorker) send(d *deliveredMessage) bool {
 	// The context is the one the subscriber gave the message (its source), kept for a
 	// redelivery: the router and the middleware replace the message's own.
-	d := deliveredMessage{msg: msg, offset: offset, ctx: msg.Context(), held: held}
+	d.ctx = d.msg.Context()
 	w.inFlight.Add(1)
-	if !w.deliver(msg) {
+	if d.ordered && w.waitForKey(d) {
+		w.delivered <- d // the acker delivers it once the one before it is done
+		return true
+	}
+	d.sent = true
+	if !w.deliver(d.msg) {
 		w.inFlight.Done()
-		w.consumer.budget.Release(held)
+		w.consumer.budget.Release(d.held)
 		return false
 	}
 	w.delivered <- d // never blocks: the queue holds a window, and d holds a slot
 	return true
+}
+
+// waitForKey tells whether d must wait for an earlier message of its key, queueing it if so.
+func (w *partitionWorker) waitForKey(d *deliveredMessage) bool {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	waiting, busy := w.keys[d.key]
+	if busy {
+		w.keys[d.key] = append(waiting, d)
+	} else {
+		w.keys[d.key] = nil // in flight, nothing waits for it yet
+	}
+	return busy
+}
+
+// keyDone is called once d is done with: the next message of its key, if any, is delivered
+// now, unless the partition stops.
+func (w *partitionWorker) keyDone(d *deliveredMessage, goOn bool) {
+	w.keysMu.Lock()
+	waiting := w.keys[d.key]
+	if len(waiting) == 0 {
+		delete(w.keys, d.key)
+		w.keysMu.Unlock()
+		return
+	}
+	next := waiting[0]
+	waiting[0] = nil
+	w.keys[d.key] = waiting[1:]
+	w.keysMu.Unlock()
+	if goOn {
+		next.sent = w.deliver(next.msg)
+	}
 }
 
 func (w *partitionWorker) deliver(msg *message.Message) bool {
@@ -760,8 +842,11 @@ func (w *partitionWorker) ackInOrder() {
 	defer w.consumer.senders.Done()
 	committing := true
 	for d := range w.delivered {
-		acked := w.awaitAck(d)
+		acked := d.sent && w.awaitAck(d) // an unsent message waited for its key until the partition stopped
 		committing = committing && acked
+		if d.ordered {
+			w.keyDone(d, acked)
+		}
 		if committing {
 			next := d.offset
 			next.Offset++ // a committed offset is the next one to read
@@ -776,7 +861,7 @@ func (w *partitionWorker) ackInOrder() {
 
 // awaitAck waits for the message's ack and delivers it again after each nack, with a growing
 // pause. False if it gives up: the partition stopped before a redelivery, or the drain timed out.
-func (w *partitionWorker) awaitAck(d deliveredMessage) bool {
+func (w *partitionWorker) awaitAck(d *deliveredMessage) bool {
 	msg := d.msg
 	// An ack wins over a drain that timed out meanwhile (select would pick either), and under
 	// load the messages behind a slow one are often acked already.

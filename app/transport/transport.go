@@ -78,6 +78,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		MaxNackResendSleep: c.Retry.MaxInterval,
 		Assignment:         assignment,
 		Budget:             k.Budget,
+		Ordering:           Ordering(c.Transport.Ordering),
 	}, logger); err != nil {
 		return k, err
 	}

@@ -74,3 +74,61 @@ func TestEverythingHeldIsReleasedOnceAcked(t *testing.T) {
 		t.Fatalf("%d bytes of the budget still held after all %d messages were acked", used, n)
 	}
 }
+
+// The window adapts to the budget: with room, a partition has as many messages in flight as its
+// window allows, far more than the 64 of old; with little room, only what the budget holds.
+func TestMessagesInFlightFollowTheBudget(t *testing.T) {
+	const n, window = 2000, 1024
+	brokers, cl := broker(t, 1)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = kgo.StringRecord(strconv.Itoa(i))
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	perMessage := int64(transport.MessageOverheadBytes + 2*4) // values of at most 4 bytes
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		want   int
+	}{
+		{"room for the whole window", 64 << 20, window},
+		{"room for 100 messages", 100*perMessage + 64<<10, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := budget.New(tc.budget)
+			sub, err := transport.NewFranzSubscriber(transport.FranzSubscriberConfig{
+				ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+				ConsumerGroup: testGroup + tc.name,
+				ResetOffset:   kgo.NewOffset().AtStart(),
+				Window:        window,
+				DrainTimeout:  100 * time.Millisecond,
+				Budget:        b,
+				Ordering:      transport.OrderNone,
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close() })
+			msgs, err := sub.Subscribe(context.Background(), testTopic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inFlight := 0
+			for done := false; !done; {
+				select {
+				case <-msgs:
+					inFlight++
+				case <-time.After(500 * time.Millisecond):
+					done = true
+				}
+			}
+			// The fetched batches not yet delivered hold some of the budget too: a few
+			// messages' worth.
+			if inFlight > tc.want+2 || inFlight < tc.want*9/10 {
+				t.Fatalf("%d messages in flight, none acked; want about %d (budget %d bytes, window %d)", inFlight, tc.want, tc.budget, window)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -17,16 +19,42 @@ import (
 const uuidHeader = kafka.UUIDHeaderKey
 
 // FranzPublisher is a Watermill publisher on franz-go's asynchronous, batching, idempotent
-// producer. Publish hands the records to the producer and returns once the broker has
-// acknowledged every one (acks=all), so it keeps the synchronous publisher's promise while the
-// records of many concurrent Publish calls share batches.
+// producer. Publish returns once the broker has acknowledged every record (acks=all), so it
+// keeps the synchronous publisher's promise while the records of many concurrent Publish calls
+// share batches.
+//
+// Records go to the producer in groups, one group at a time: what Publish calls hand over while
+// a group is on its way to the broker waits and goes together in the next group. On a cluster
+// where a replicated write takes milliseconds, a produce request then carries everything that
+// gathered during the last one, instead of the producer's five requests in flight (its limit
+// with idempotence) each carrying a fifth of it and queueing at the broker, which serves one
+// request of a connection at a time; when idle, a lone answer still goes out at once. A group
+// whose records take longer than maxGroupWait (a broker retrying, the poison queue's topic
+// down) lets the next one go rather than hold every answer behind it.
 //
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
 // _watermill_message_uuid) and the transaction id as the key, like the Sarama path.
 type FranzPublisher struct {
 	client *kgo.Client
 	once   sync.Once
+
+	mu      sync.Mutex
+	pending []pendingRecord
+	// wake tells sendGroups that records are pending; closed ends it.
+	wake   chan struct{}
+	closed chan struct{}
+	sent   chan struct{} // closed when sendGroups has returned
 }
+
+// pendingRecord is a record handed to Publish and not yet to the producer.
+type pendingRecord struct {
+	ctx     context.Context
+	rec     *kgo.Record
+	promise func(*kgo.Record, error)
+}
+
+// maxGroupWait bounds how long the next group waits for the one before it to be acknowledged.
+const maxGroupWait = 100 * time.Millisecond
 
 // NewFranzPublisher connects a publisher; opts are the client options (kafkaclient.Options plus
 // producer tuning).
@@ -35,24 +63,85 @@ func NewFranzPublisher(opts ...kgo.Opt) (*FranzPublisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FranzPublisher{client: client}, nil
+	p := &FranzPublisher{client: client, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
+	go p.sendGroups()
+	return p, nil
 }
 
 // Publish produces msgs to topic and waits for the broker's acknowledgement of each.
 func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	acks := &acknowledgements{}
+	records := make([]pendingRecord, 0, len(msgs))
 	for _, msg := range msgs {
 		rec, err := toRecord(topic, msg)
 		if err != nil {
 			return err
 		}
-		acks.wg.Add(1)
-		p.client.Produce(produceContext(msg), rec, func(_ *kgo.Record, err error) {
+		records = append(records, pendingRecord{ctx: produceContext(msg), rec: rec, promise: func(_ *kgo.Record, err error) {
 			acks.done(msg, err)
-		})
+		}})
+	}
+	acks.wg.Add(len(records))
+	select {
+	case <-p.closed: // closing: no more groups, straight to the producer
+		for _, r := range records {
+			p.client.Produce(r.ctx, r.rec, r.promise)
+		}
+		acks.wg.Wait()
+		return errors.Join(acks.errs...)
+	default:
+	}
+	p.mu.Lock()
+	p.pending = append(p.pending, records...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default: // sendGroups has been woken already
 	}
 	acks.wg.Wait()
 	return errors.Join(acks.errs...)
+}
+
+// sendGroups hands the pending records to the producer, a group at a time.
+func (p *FranzPublisher) sendGroups() {
+	defer close(p.sent)
+	for {
+		select {
+		case <-p.wake:
+		case <-p.closed:
+			p.sendGroup() // what was handed over before Close
+			return
+		}
+		acked := p.sendGroup()
+		select {
+		case <-acked:
+		case <-time.After(maxGroupWait):
+		}
+	}
+}
+
+// sendGroup produces every pending record; the channel is closed once all are acknowledged.
+func (p *FranzPublisher) sendGroup() <-chan struct{} {
+	p.mu.Lock()
+	group := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	acked := make(chan struct{})
+	if len(group) == 0 {
+		close(acked)
+		return acked
+	}
+	var remaining atomic.Int64
+	remaining.Store(int64(len(group)))
+	for _, r := range group {
+		p.client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
+			r.promise(rec, err)
+			if remaining.Add(-1) == 0 {
+				close(acked)
+			}
+		})
+	}
+	return acked
 }
 
 // acknowledgements collects the broker's answers to one Publish call.
@@ -74,6 +163,8 @@ func (a *acknowledgements) done(msg *message.Message, err error) {
 // Close flushes what is buffered and closes the client.
 func (p *FranzPublisher) Close() error {
 	p.once.Do(func() {
+		close(p.closed)
+		<-p.sent
 		_ = p.client.Flush(context.Background())
 		p.client.Close()
 	})

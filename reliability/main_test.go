@@ -27,9 +27,15 @@ func TestMain(m *testing.M) {
 // startBinary runs the built binary on brokers.
 func startBinary(t *testing.T, brokers []string) *servicetest.Process {
 	t.Helper()
-	return servicetest.StartBinary(t, binary, []string{
+	return startBinaryWith(t, brokers)
+}
+
+// startBinaryWith runs the built binary on brokers with more settings (NAME=value).
+func startBinaryWith(t *testing.T, brokers []string, env ...string) *servicetest.Process {
+	t.Helper()
+	return servicetest.StartBinary(t, binary, append([]string{
 		"KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
-	})
+	}, env...))
 }

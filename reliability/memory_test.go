@@ -55,10 +55,7 @@ func TestCompressedBatchesAreAnsweredWithinTheBudget(t *testing.T) {
 		cancel()
 		reqs = append(reqs, batch...)
 	}
-	svc := servicetest.StartBinary(t, binary, []string{
-		"KAFKA_BROKERS=" + strings.Join(brokers, ","), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json",
-		"MEMORY_BUDGET_BYTES=" + strconv.Itoa(16<<20),
-	})
+	svc := startBinaryWith(t, brokers, "MEMORY_BUDGET_BYTES="+strconv.Itoa(16<<20))
 	reader := servicetest.NewReader(t, brokers)
 	tally := reader.Await(t, reqs, 2*time.Minute)
 	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
@@ -104,10 +101,7 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 		behind = append(behind, small...)
 	}
 
-	svc := servicetest.StartBinary(t, binary, []string{
-		"KAFKA_BROKERS=" + strings.Join(brokers, ","), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json",
-		"MEMORY_BUDGET_BYTES=" + strconv.Itoa(8<<20),
-	})
+	svc := startBinaryWith(t, brokers, "MEMORY_BUDGET_BYTES="+strconv.Itoa(8<<20))
 	reader := servicetest.NewReader(t, brokers)
 	tally := reader.Await(t, behind, 2*time.Minute)
 	if len(tally.Missing) > 0 {

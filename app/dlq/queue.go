@@ -32,6 +32,9 @@ func Open(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*Queue, error) 
 	client, err := kafkaclient.Connect(ctx, k, append([]kgo.Opt{
 		// A direct consumer, never a group: partitions are added and removed as they are read.
 		kgo.KeepControlRecords(), // so that a transaction marker at the end does not hide the end
+		// What a reader of the poison queue sees is what was committed: the records of an
+		// aborted transaction are not poison records.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// A replayed request is acknowledged or reported failed within KAFKA_TIMEOUT, never

@@ -84,6 +84,7 @@ type Pinger struct {
 func Open(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*Pinger, error) {
 	client, err := kafkaclient.Connect(ctx, k, append([]kgo.Opt{
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), // answers as a committed reader sees them
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(max(k.Timeout, time.Second)), // franz-go takes no less than 1s
 	}, opts...)...)

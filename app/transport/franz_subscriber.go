@@ -131,6 +131,9 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	opts := append(append([]kgo.Opt{}, s.cfg.ClientOptions...),
 		// Decoded batches are held against the budget until their records are recycled.
 		kgo.WithDecompressor(decompressor),
+		// Only committed records are answered: a request written in a transaction that is then
+		// aborted never was (franz-go's default, like Sarama's, reads uncommitted records).
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.WithPools(decompressor),
 		kgo.WithHooks(c),
 		kgo.ConsumerGroup(s.cfg.ConsumerGroup),

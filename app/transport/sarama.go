@@ -35,6 +35,8 @@ func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter, assignme
 	if c.ConsumerOffset == config.OffsetLatest {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	}
+	// Only committed records are answered, as with franz-go.
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}

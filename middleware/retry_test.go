@@ -70,3 +70,31 @@ func TestRetryAfterFirstFailureDoesNotAttemptACancelledMessage(t *testing.T) {
 		t.Errorf("got %v after %d runs, want context.Canceled and no run", err, runs)
 	}
 }
+
+// The waits between attempts are the documented schedule, the initial interval growing by the
+// multiplier once a retry (docs/reliability.md), read from the times the handler ran: 20, 40, 80
+// and 160 ms here, with no jitter. Watermill's Retry with a ShouldRetry advanced its backoff twice
+// a failure, and waited 40, 160, 640 and 1,000 ms.
+func TestRetryWaitsAreTheDocumentedSchedule(t *testing.T) {
+	r := wmmiddleware.Retry{MaxRetries: 4, InitialInterval: 20 * time.Millisecond, MaxInterval: time.Second,
+		Multiplier: 2, RandomizationFactor: 0, ShouldRetry: middleware.Transient}
+	var runs []time.Time
+	h := middleware.RetryAfterFirstFailure(r)(func(*message.Message) ([]*message.Message, error) {
+		runs = append(runs, time.Now())
+		return nil, errors.New("transient")
+	})
+	if _, err := h(message.NewMessage("1", nil)); err == nil {
+		t.Fatal("a handler that always fails succeeded")
+	}
+	want := []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
+	if len(runs) != len(want)+1 {
+		t.Fatalf("%d attempts, want %d (1 + RETRY_MAX_RETRIES)", len(runs), len(want)+1)
+	}
+	for i, w := range want {
+		// A wait is never shorter than its interval; a loaded machine may make it a little longer,
+		// but not the next interval's length.
+		if got := runs[i+1].Sub(runs[i]); got < w || got >= w*3/2+15*time.Millisecond {
+			t.Errorf("wait before retry %d: %v, want %v", i+1, got.Round(time.Millisecond), w)
+		}
+	}
+}

@@ -16,6 +16,8 @@ type UndecodableBatch struct {
 	FirstOffset, LastOffset int64
 	// Why says what failed, for people.
 	Why string
+	// Raw is the batch as the broker stores it, compressed.
+	Raw []byte
 }
 
 func (b *UndecodableBatch) Error() string {

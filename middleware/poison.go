@@ -29,7 +29,10 @@ const (
 	HeaderOffset     = "pingpong_source_offset"    // the source record's offset
 	// HeaderLastOffset is set on the poison record of an undecodable batch: HeaderOffset is the
 	// batch's first offset, this its last.
-	HeaderLastOffset      = "pingpong_source_last_offset"
+	HeaderLastOffset = "pingpong_source_last_offset"
+	// HeaderOriginalBatch is set on the poison record of an undecodable batch: the batch's
+	// bytes as the broker stores them, when they fit MaxOriginalBytes.
+	HeaderOriginalBatch   = "pingpong_original_batch"
 	HeaderSourceTimestamp = "pingpong_source_timestamp" // the source record's timestamp, RFC 3339
 	HeaderAttempts        = "pingpong_attempts"         // how often the handler ran
 	HeaderFailedAt        = "pingpong_failed_at"        // when the record was poisoned, RFC 3339
@@ -115,6 +118,9 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 		record.Metadata.Set(HeaderOriginalOmitted, fmt.Sprintf("the record batch of offsets %d to %d could not be decoded; its records are not carried",
 			src.Undecodable.FirstOffset, src.Undecodable.LastOffset))
 		record.Metadata.Set(HeaderLastOffset, strconv.FormatInt(src.Undecodable.LastOffset, 10))
+		if raw := src.Undecodable.Raw; len(raw) > 0 && (pq.MaxOriginalBytes <= 0 || len(raw) <= pq.MaxOriginalBytes) {
+			record.Metadata.Set(HeaderOriginalBatch, string(raw))
+		}
 	} else {
 		pq.carry(record, msg, src.Key)
 	}
@@ -157,7 +163,7 @@ var serviceHeaders = map[string]bool{
 	HeaderReasonCode: true, HeaderPartition: true, HeaderOffset: true, HeaderSourceTimestamp: true,
 	HeaderAttempts: true, HeaderFailedAt: true, HeaderOriginal: true, HeaderOriginalKey: true,
 	HeaderOriginalOmitted: true, HeaderCorrelationID: true, handlers.TransactionIDMetadataKey: true,
-	HeaderLastOffset: true,
+	HeaderLastOffset: true, HeaderOriginalBatch: true,
 }
 
 // maxReplayHeaderBytes bounds the replay headers carried outside MaxOriginalBytes: a count and a

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/handlers"
@@ -133,6 +134,15 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 			}
 			if reason := a.Headers[middleware.HeaderReason]; !strings.Contains(reason, fmt.Sprintf("offsets %d to %d", want.first, want.last)) || !strings.Contains(reason, "8 MiB") {
 				t.Errorf("reason %q does not name the batch's offsets and the budget", reason)
+			}
+			if reason := a.Headers[middleware.HeaderReason]; !strings.Contains(reason, c.name+": ") {
+				t.Errorf("reason %q does not name the codec", reason)
+			}
+			if raw, ok := a.Headers[middleware.HeaderOriginalBatch]; ok || c.name != "snappy" {
+				var batch kmsg.RecordBatch
+				if err := batch.ReadFrom([]byte(raw)); err != nil || batch.FirstOffset != want.first || int64(batch.NumRecords) != want.last-want.first+1 {
+					t.Errorf("%s: %d bytes that are not the batch (%v): first offset %d, %d records", middleware.HeaderOriginalBatch, len(raw), err, batch.FirstOffset, batch.NumRecords)
+				}
 			}
 			if a.Value != string(handlers.MalformedAnswer()) {
 				t.Errorf("answer %q, want the malformed answer", a.Value)

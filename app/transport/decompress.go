@@ -21,11 +21,13 @@ import (
 )
 
 // errUndecodable is what budgetedDecompressor returns for a batch it cannot decode within the
-// bound. It is kgo.ErrMaxDecompress, so that franz-go reports any such batch as
-// kgo.ErrDecompressTooLarge, with the offsets it covers and the partition stopped until it is
-// skipped (SetOffsets): a corrupt batch or an unknown codec would otherwise be fetched again and
-// fail again for ever. Why it failed is read again from the batch itself (see undecodable.go).
-var errUndecodable = kgo.ErrMaxDecompress
+// budget: it decompresses past it, its data is corrupt, or its codec unknown. It is not
+// kgo.ErrMaxDecompress, on purpose: franz-go stops a partition for that error until it is moved
+// with SetOffsets, and a SetOffsets for another partition discards the fetches in flight, with
+// such an error in them, leaving that partition stopped for good (seen with four such batches at
+// once). With any other error franz-go fetches the batch again and reports it again, until the
+// subscriber skips it (undecodable.go).
+var errUndecodable = errors.New("undecodable record batch")
 
 // budgetedDecompressor decodes fetched batches for franz-go, and holds the bytes of each decoded
 // batch against the instance's budget until franz-go puts them back (kgo.PoolDecompressBytes),
@@ -165,7 +167,7 @@ func (d *budgetedDecompressor) collected(h *heldBytes) {
 
 // errTooLarge is why a batch that decodes past the budget is undecodable.
 func (d *budgetedDecompressor) errTooLarge() error {
-	return fmt.Errorf("decompresses to more than %d bytes", d.max)
+	return fmt.Errorf("it decompresses to more than the memory budget of %s (MEMORY_BUDGET_BYTES)", formatBytes(int64(d.max)))
 }
 
 // decodedSize is the size src decodes to, at most d.max.

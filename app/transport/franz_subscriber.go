@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -128,6 +129,7 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	}
 	c := newConsumer(s.cfg, topic, s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}))
 	decompressor := newBudgetedDecompressor(s.cfg.Budget)
+	c.decompressor = decompressor
 	opts := append(append([]kgo.Opt{}, s.cfg.ClientOptions...),
 		// Decoded batches are held against the budget until their records are recycled.
 		kgo.WithDecompressor(decompressor),
@@ -219,7 +221,8 @@ type consumer struct {
 	// acker, which resends on a nack); out is closed only once they are all gone.
 	senders sync.WaitGroup
 
-	budget *budget.Budget
+	budget       *budget.Budget
+	decompressor *budgetedDecompressor
 	// roomWanted wakes resumeWhenRoom: a partition waits for room in the budget.
 	roomWanted chan struct{}
 	// polled are the records the last poll took from franz-go's buffer (recycleStripped).
@@ -274,14 +277,8 @@ func (c *consumer) fetchFailed(partition int32, err error) {
 		c.worker(partition).waitForRoom(full.need)
 		return
 	}
-	var tooLarge *kgo.ErrDecompressTooLarge
-	if errors.As(err, &tooLarge) {
-		batch := &middleware.UndecodableBatch{FirstOffset: tooLarge.Offset, LastOffset: tooLarge.NextOffset - 1, Why: c.undecodableWhy()}
-		c.logger.Error("A record batch cannot be decoded: it is answered on the poison queue and skipped", batch, watermill.LogFields{
-			"kafka_partition": partition, "first_offset": batch.FirstOffset, "last_offset": batch.LastOffset,
-		})
-		c.worker(partition).enqueue(fetched{undecodable: batch, epoch: tooLarge.Epoch})
-		c.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {Epoch: tooLarge.Epoch, Offset: tooLarge.NextOffset}}})
+	if errors.Is(err, errUndecodable) {
+		c.worker(partition).skipUndecodable()
 		return
 	}
 	if !errors.Is(err, context.Canceled) {
@@ -325,11 +322,14 @@ func (c *consumer) resumeWhenRoom() {
 // gcNudge is how long partitions wait for room before the subscriber asks for a collection.
 const gcNudge = time.Second
 
-// undecodableWhy is the reason given for an undecodable batch. franz-go reports every batch the
-// decompressor refuses as one that decompresses too large, without the decompressor's error.
-func (c *consumer) undecodableWhy() string {
-	return "it decompresses to more than the memory budget of " + formatBytes(c.budget.Limit()) +
-		" (MEMORY_BUDGET_BYTES), or its compressed data is corrupt or of an unknown codec"
+// undecodableWhy is the reason given for an undecodable batch of codec.
+func (c *consumer) undecodableWhy(codec kgo.CompressionCodecType, err error) string {
+	names := map[kgo.CompressionCodecType]string{kgo.CodecGzip: "gzip", kgo.CodecSnappy: "snappy", kgo.CodecLz4: "lz4", kgo.CodecZstd: "zstd"}
+	name, known := names[codec]
+	if !known {
+		return fmt.Sprintf("its compression codec %d is unknown", codec)
+	}
+	return fmt.Sprintf("%s: %v", name, err)
 }
 
 // OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered. A record of an uncompressed batch
@@ -511,6 +511,10 @@ type partitionWorker struct {
 	// the budget for its next batch (roomWanted bytes of it, 0 when not known).
 	paused, waitingForRoom bool
 	roomWanted             int64
+	// skipping: the partition is paused while its undecodable batch is read and skipped.
+	skipping bool
+	// position is the offset after the last record handed to the worker, -1 before the first.
+	position int64
 
 	slots chan struct{} // the window: a message holds a slot until it can be committed
 	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
@@ -535,6 +539,7 @@ func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
 		slots:     make(chan struct{}, c.cfg.Window),
 		delivered: make(chan *deliveredMessage, c.cfg.Window),
 		keys:      map[string][]*deliveredMessage{},
+		position:  -1,
 		mark:      map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {}}},
 	}
 }
@@ -575,6 +580,11 @@ func (w *partitionWorker) enqueue(batch fetched) {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
 	w.queue = append(w.queue, batch)
+	if n := len(batch.records); n > 0 {
+		w.position = batch.records[n-1].Offset + 1
+	} else if batch.undecodable != nil {
+		w.position = batch.undecodable.LastOffset + 1
+	}
 	w.updatePause()
 	select {
 	case w.queued <- struct{}{}:
@@ -599,7 +609,7 @@ func (w *partitionWorker) next() (fetched, bool) {
 // updatePause pauses or resumes the partition's fetches as its queue and its wait for room say;
 // w.queueMu is held.
 func (w *partitionWorker) updatePause() {
-	switch want := len(w.queue) >= queuedBatches || w.waitingForRoom; {
+	switch want := len(w.queue) >= queuedBatches || w.waitingForRoom || w.skipping; {
 	case want && !w.paused:
 		w.paused = true
 		w.consumer.client.PauseFetchPartitions(w.topicPartition())

@@ -3,12 +3,14 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -170,5 +172,74 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 	})
 	if err, exited := svc.Exited(); exited {
 		t.Fatalf("the service exited: %v", err)
+	}
+}
+
+// corruptBatch is a record batch of n records whose attributes say zstd and whose records are
+// not zstd: a broker takes it (its CRC is right), and nothing can decode it.
+func corruptBatch(n int32) []byte {
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, Attributes: int16(kgo.CodecZstd), LastOffsetDelta: n - 1,
+		FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: n,
+		Records: []byte("\x28\xb5\x2f\xfd this is not zstd at all"),
+	}
+	b.Length = int32(len(b.AppendTo(nil)) - 12)
+	enc := b.AppendTo(nil)
+	b.CRC = int32(crc32.Checksum(enc[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b.AppendTo(nil)
+}
+
+// TestACorruptBatchIsPoisonedAndSkipped: a batch whose compressed data is corrupt (written with
+// a raw produce request, as a broken or hostile client could) is answered with one poison record
+// that says what failed, and the ping behind it is answered.
+func TestACorruptBatchIsPoisonedAndSkipped(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := servicetest.Client(t, brokers)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10_000
+	metadata, err := kadm.NewClient(client).Metadata(ctx, servicetest.Topics.Requested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = servicetest.Topics.Requested, metadata.Topics[servicetest.Topics.Requested].ID
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = corruptBatch(3)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("the broker refused the corrupt batch: %v", kerr.ErrorForCode(code))
+	}
+	behind := servicetest.CompressiblePings("behind-corrupt", 1, 1, 100)
+	if _, err := servicetest.ProduceBatches(ctx, batchProducer(t, brokers, kgo.ZstdCompression()), behind, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	startBinary(t, brokers)
+	reader := servicetest.NewReader(t, brokers)
+	if tally := reader.Await(t, behind, time.Minute); len(tally.Missing) > 0 {
+		t.Fatalf("the ping behind the corrupt batch: %v", tally)
+	}
+	var poisoned []servicetest.Answer
+	for _, a := range reader.Answers() {
+		if a.Topic == servicetest.Topics.Failed {
+			poisoned = append(poisoned, a)
+		}
+	}
+	if len(poisoned) != 1 {
+		t.Fatalf("%d poison records, want one for the corrupt batch", len(poisoned))
+	}
+	h := poisoned[0].Headers
+	if h[middleware.HeaderReasonCode] != string(middleware.ReasonUndecodableBatch) || h[middleware.HeaderOffset] != "0" || h[middleware.HeaderLastOffset] != "2" ||
+		!strings.Contains(h[middleware.HeaderReason], "offsets 0 to 2 cannot be decoded: zstd: ") {
+		t.Errorf("poison record headers %v", trimmed(h))
 	}
 }

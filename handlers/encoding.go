@@ -26,46 +26,52 @@ var (
 func requestText(b []byte) ([]byte, string) {
 	var text []byte
 	var ok bool
+	encoding := "UTF-8"
 	switch {
 	case bytes.HasPrefix(b, bomUTF32BE):
-		text, ok = fromUTF32(b[4:], binary.BigEndian)
+		text, ok, encoding = fromUTF32(b[4:], binary.BigEndian, "UTF-32BE (by its byte order mark)")
 	case bytes.HasPrefix(b, bomUTF32LE): // before UTF-16's, of which it is an extension
-		text, ok = fromUTF32(b[4:], binary.LittleEndian)
+		text, ok, encoding = fromUTF32(b[4:], binary.LittleEndian, "UTF-32LE (by its byte order mark)")
 	case bytes.HasPrefix(b, bomUTF16BE):
-		text, ok = fromUTF16(b[2:], binary.BigEndian)
+		text, ok, encoding = fromUTF16(b[2:], binary.BigEndian, "UTF-16BE (by its byte order mark)")
 	case bytes.HasPrefix(b, bomUTF16LE):
-		text, ok = fromUTF16(b[2:], binary.LittleEndian)
+		text, ok, encoding = fromUTF16(b[2:], binary.LittleEndian, "UTF-16LE (by its byte order mark)")
 	case bytes.HasPrefix(b, bomUTF8):
 		text, ok = b[3:], utf8.Valid(b[3:])
 	case len(b) >= 4 && b[0] == 0 && b[1] == 0:
-		text, ok = fromUTF32(b, binary.BigEndian)
+		text, ok, encoding = fromUTF32(b, binary.BigEndian, "UTF-32BE (by its zero bytes)")
 	case len(b) >= 4 && b[0] == 0:
-		text, ok = fromUTF16(b, binary.BigEndian)
+		text, ok, encoding = fromUTF16(b, binary.BigEndian, "UTF-16BE (by its zero bytes)")
 	case len(b) >= 4 && b[1] == 0 && b[2] == 0 && b[3] == 0:
-		text, ok = fromUTF32(b, binary.LittleEndian)
+		text, ok, encoding = fromUTF32(b, binary.LittleEndian, "UTF-32LE (by its zero bytes)")
 	case len(b) >= 4 && b[1] == 0:
-		text, ok = fromUTF16(b, binary.LittleEndian)
+		text, ok, encoding = fromUTF16(b, binary.LittleEndian, "UTF-16LE (by its zero bytes)")
 	case len(b) == 2 && b[0] == 0:
-		text, ok = fromUTF16(b, binary.BigEndian)
+		text, ok, encoding = fromUTF16(b, binary.BigEndian, "UTF-16BE (by its zero bytes)")
 	case len(b) == 2 && b[1] == 0:
-		text, ok = fromUTF16(b, binary.LittleEndian)
+		text, ok, encoding = fromUTF16(b, binary.LittleEndian, "UTF-16LE (by its zero bytes)")
 	default:
-		return b, reasonIf(!utf8.Valid(b), "the request is not valid UTF-8")
+		text, ok = b, utf8.Valid(b)
 	}
-	return text, reasonIf(!ok, "the request is not valid UTF-8, UTF-16 or UTF-32")
-}
-
-func reasonIf(bad bool, reason string) string {
-	if bad {
-		return reason
+	switch {
+	case !ok && encoding == "UTF-8":
+		return nil, "the request is not valid UTF-8"
+	case !ok:
+		// Most often binary data that happens to start like UTF-16 or UTF-32: say both.
+		return nil, "the request is not valid UTF-8, nor " + encoding
 	}
-	return ""
+	return text, ""
 }
 
 // fromUTF16 decodes strictly: an odd length or a lone surrogate is not text. (Python decoded
 // with errors="surrogatepass", but a lone surrogate cannot be written in UTF-8, so an id holding
 // one could not be echoed.)
-func fromUTF16(b []byte, order binary.ByteOrder) ([]byte, bool) {
+func fromUTF16(b []byte, order binary.ByteOrder, name string) ([]byte, bool, string) {
+	text, ok := utf16Text(b, order)
+	return text, ok, name
+}
+
+func utf16Text(b []byte, order binary.ByteOrder) ([]byte, bool) {
 	if len(b)%2 != 0 {
 		return nil, false
 	}
@@ -88,7 +94,12 @@ func fromUTF16(b []byte, order binary.ByteOrder) ([]byte, bool) {
 	return text, true
 }
 
-func fromUTF32(b []byte, order binary.ByteOrder) ([]byte, bool) {
+func fromUTF32(b []byte, order binary.ByteOrder, name string) ([]byte, bool, string) {
+	text, ok := utf32Text(b, order)
+	return text, ok, name
+}
+
+func utf32Text(b []byte, order binary.ByteOrder) ([]byte, bool) {
 	if len(b)%4 != 0 {
 		return nil, false
 	}

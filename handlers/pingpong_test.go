@@ -94,7 +94,7 @@ var contractCases = []struct {
 	{"UTF-32 without a BOM", utf32BE(`{"transaction-id": 32, "payload": {"message": "ping"}}`),
 		handlers.OutcomePong, `{"transaction-id": 32, "payload": {"message": "pong"}}`, "32", ""},
 	{"UTF-16 of an odd length", "\xff\xfe" + utf16LE(`{"transaction-id": 1}`) + "x",
-		handlers.OutcomeMalformed, malformedAnswer, "", "not valid UTF-8, UTF-16 or UTF-32"},
+		handlers.OutcomeMalformed, malformedAnswer, "", "not valid UTF-8, nor UTF-16LE (by its byte order mark)"},
 	{"NaN and Infinity where the contract does not read", `{"transaction-id": "f", "score": NaN, "payload": {"message": "ping", "x": [Infinity, -Infinity]}}`,
 		handlers.OutcomePong, `{"transaction-id": "f", "payload": {"message": "pong"}}`, "f", ""},
 	{"id NaN", `{"transaction-id": NaN, "payload": {"message": "ping"}}`, handlers.OutcomeMalformed, malformedAnswer, "", "NaN or Infinity"},

@@ -273,7 +273,7 @@ func TestDLQListShowStatsOnTheServicesRecords(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, env, "dlq", "show", "0:3", "-o", "json")), &binary); err != nil {
 		t.Fatal(err)
 	}
-	if binary.OriginalEncoding != "base64" || binary.Reason != "the request is not valid UTF-8" {
+	if binary.OriginalEncoding != "base64" || !strings.HasPrefix(binary.Reason, "the request is not valid UTF-8") {
 		t.Errorf("dlq show 0:3 -o json: %+v", binary)
 	}
 	if r := runTool(t, env, nil, "dlq", "show", "0:99"); r.code != 1 || !strings.Contains(r.stderr, "no record at 0:99: partition 0 of dev.pingpong.failed holds offsets 0 to 7") {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 const prometheusConfig = "deployments/prometheus/prometheus.yml"
@@ -27,7 +29,7 @@ type prometheusFile struct {
 // TestPrometheusConfigIsValid runs Prometheus' own checker on the configuration and, through
 // rule_files, on the alert rules it loads.
 func TestPrometheusConfigIsValid(t *testing.T) {
-	promtool := requireTool(t, "promtool", "apt-get install prometheus (Debian ships promtool in it)")
+	promtool := servicetest.RequirePromtool(t)
 	out := run(t, promtool, "check", "config", prometheusConfig)
 	if !strings.Contains(out, "rule files found") || strings.Contains(out, " 0 rule files found") {
 		t.Errorf("promtool found no alert rules through rule_files:\n%s", out)

@@ -24,8 +24,9 @@ const (
 	OutcomeError     Outcome = "error"     // processing failed for good (retries exhausted, panic): poisoned on .failed
 )
 
-// The answers are written with the separators of Python's json.dumps (", " and ": ") so that
-// they are byte-for-byte what the original service sent; the id is copied exactly as it came.
+// The answers are written with the separators of Python's json.dumps (", " and ": "), so that
+// they are the original service's bytes except for the id, which is copied exactly as it came
+// where the original re-wrote it (see docs/contract.md, "Same value, not always same bytes").
 
 // PongAnswer is the answer to a ping.
 func PongAnswer(id json.RawMessage) []byte { return idAnswer(id, PongText) }

@@ -2,6 +2,6 @@
 // the Watermill handler that applies it. Nothing here knows about Kafka; transports and
 // middleware live elsewhere.
 //
-// The contract is the original Python service's, byte for byte in its answers, so existing clients
-// keep working. docs/contract.md lists every edge case and the decision taken for it.
+// The contract is the original Python service's, answer for answer (the same JSON values, and
+// the same bytes but for how the id is spelled), so existing clients keep working. docs/contract.md lists every edge case and the decision taken for it.
 package handlers

@@ -86,6 +86,71 @@ var contractCases = []struct {
 		handlers.OutcomeMalformed, malformedAnswer, "", "transaction-id is 1025 bytes, above the maximum of 1024"},
 	{"deep nesting", `{"transaction-id": "t", "payload": {"message": "ping", "x": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`,
 		handlers.OutcomeMalformed, malformedAnswer, "", "not JSON"},
+
+	// Where the original's Python json.loads differed from RFC 8259 (each verdict checked with
+	// Python 3.11; see python_test.go).
+	{"UTF-16 with a BOM", "\xff\xfe" + utf16LE(`{"transaction-id": "u16", "payload": {"message": "ping"}}`),
+		handlers.OutcomePong, `{"transaction-id": "u16", "payload": {"message": "pong"}}`, "u16", ""},
+	{"UTF-32 without a BOM", utf32BE(`{"transaction-id": 32, "payload": {"message": "ping"}}`),
+		handlers.OutcomePong, `{"transaction-id": 32, "payload": {"message": "pong"}}`, "32", ""},
+	{"UTF-16 of an odd length", "\xff\xfe" + utf16LE(`{"transaction-id": 1}`) + "x",
+		handlers.OutcomeMalformed, malformedAnswer, "", "not valid UTF-8, nor UTF-16LE (by its byte order mark)"},
+	{"NaN and Infinity where the contract does not read", `{"transaction-id": "f", "score": NaN, "payload": {"message": "ping", "x": [Infinity, -Infinity]}}`,
+		handlers.OutcomePong, `{"transaction-id": "f", "payload": {"message": "pong"}}`, "f", ""},
+	{"id NaN", `{"transaction-id": NaN, "payload": {"message": "ping"}}`, handlers.OutcomeMalformed, malformedAnswer, "", "NaN or Infinity"},
+	{"id -Infinity", `{"transaction-id": -Infinity, "payload": {"message": "ping"}}`, handlers.OutcomeMalformed, malformedAnswer, "", "NaN or Infinity"},
+	{"message Infinity", `{"transaction-id": "t", "payload": {"message": Infinity}}`, handlers.OutcomeMalformed, malformedAnswer, "t", "not a string"},
+	{"non-ASCII and DEL echoed as sent", "{\"transaction-id\": \"\u00e9\x7f\", \"payload\": {\"message\": \"ping\"}}",
+		handlers.OutcomePong, "{\"transaction-id\": \"\u00e9\x7f\", \"payload\": {\"message\": \"pong\"}}", "\u00e9\x7f", ""},
+	{"nesting of 990 levels", `{"transaction-id": "t", "payload": {"message": "ping", "x": ` + strings.Repeat("[", 988) + strings.Repeat("]", 988) + `}}`,
+		handlers.OutcomePong, `{"transaction-id": "t", "payload": {"message": "pong"}}`, "t", ""},
+	{"nesting of 991 levels", `{"transaction-id": "t", "payload": {"message": "ping", "x": ` + strings.Repeat("[", 989) + strings.Repeat("]", 989) + `}}`,
+		handlers.OutcomeMalformed, malformedAnswer, "", "exceeded max depth"},
+	{"an integer of 4,300 digits", `{"transaction-id": "t", "payload": {"message": "ping", "n": ` + strings.Repeat("9", 4300) + `}}`,
+		handlers.OutcomePong, `{"transaction-id": "t", "payload": {"message": "pong"}}`, "t", ""},
+	{"an integer of 4,301 digits", `{"transaction-id": "t", "payload": {"message": "ping", "n": ` + strings.Repeat("9", 4301) + `}}`,
+		handlers.OutcomeMalformed, malformedAnswer, "", "4301 digits"},
+	{"id with a lone surrogate: key U+FFFD", `{"transaction-id": "\ud800", "payload": {"message": "ping"}}`,
+		handlers.OutcomePong, `{"transaction-id": "\ud800", "payload": {"message": "pong"}}`, "\ufffd", ""},
+}
+
+// utf16LE and utf32BE encode ASCII text, for the cases in other encodings.
+func utf16LE(ascii string) string {
+	var b strings.Builder
+	for i := 0; i < len(ascii); i++ {
+		b.WriteString(string([]byte{ascii[i], 0}))
+	}
+	return b.String()
+}
+
+func utf32BE(ascii string) string {
+	var b strings.Builder
+	for i := 0; i < len(ascii); i++ {
+		b.WriteString(string([]byte{0, 0, 0, ascii[i]}))
+	}
+	return b.String()
+}
+
+// TestSurrogateIDsShareAKey: ids with lone surrogates (which no UTF-8 key can carry) all get the
+// key U+FFFD, so their answers share a partition; each answer still echoes its own id, which is
+// how clients correlate.
+func TestSurrogateIDsShareAKey(t *testing.T) {
+	h := handlers.PingPong{}
+	var keys, answers []string
+	for _, id := range []string{`"\ud800"`, `"\udfff"`, `"\ufffd"`} {
+		msgs, err := h.Handle(message.NewMessage("s", []byte(`{"transaction-id": `+id+`, "payload": {"message": "ping"}}`)))
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("%s: %v %v", id, msgs, err)
+		}
+		keys = append(keys, msgs[0].Metadata.Get(handlers.TransactionIDMetadataKey))
+		answers = append(answers, string(msgs[0].Payload))
+	}
+	if keys[0] != "\ufffd" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Errorf("keys %q, want U+FFFD for all three", keys)
+	}
+	if answers[0] == answers[1] || answers[1] == answers[2] {
+		t.Errorf("answers %q do not tell the ids apart", answers)
+	}
 }
 
 func TestContract(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 )
 
 // DefaultMaxRequestBytes bounds a request's size. A poison record carries the original request in
@@ -17,10 +16,6 @@ const DefaultMaxRequestBytes = 512 * 1024
 // the answer larger than the broker accepts, and so unanswerable. 1 KiB is far above any UUID,
 // ULID or order number.
 const MaxTransactionIDBytes = 1024
-
-// utf8BOM is stripped before decoding: the original service decoded bytes with Python's json,
-// which accepts a leading BOM.
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // Request is a decoded, well-formed request.
 type Request struct {
@@ -73,9 +68,9 @@ func Decode(body []byte, maxBytes int) (Request, error) {
 	if maxBytes > 0 && len(body) > maxBytes {
 		return Request{}, malformed(nil, fmt.Sprintf("the request is %d bytes, above the maximum of %d", len(body), maxBytes))
 	}
-	body = bytes.TrimPrefix(body, utf8BOM)
-	if !utf8.Valid(body) {
-		return Request{}, malformed(nil, "the request is not valid UTF-8")
+	body, notText := requestText(body)
+	if notText != "" {
+		return Request{}, malformed(nil, notText)
 	}
 	// Keys are matched exactly, as the original did: "Transaction-ID" is not "transaction-id".
 	top, isObject, err := fields(body, "transaction-id", "payload")
@@ -135,6 +130,10 @@ func transactionID(raw json.RawMessage) (json.RawMessage, error) {
 			return nil, malformed(nil, "transaction-id is an empty string")
 		}
 		return raw, nil
+	case c == '-' && len(raw) > 1 && raw[1] == 'I', c == 'I', c == 'N':
+		// Python's json reads NaN and ±Infinity, and the original echoed them: as an answer
+		// that is not JSON, which no strict client can parse. Not a number, then.
+		return nil, malformed(nil, "transaction-id is NaN or Infinity, which JSON has no number for")
 	case c == '-' || ('0' <= c && c <= '9'):
 		return raw, nil
 	case c == 'n':

@@ -5,13 +5,19 @@ import (
 	"fmt"
 )
 
-// maxDepth is encoding/json's nesting limit, kept so that the same documents are accepted.
-const maxDepth = 10000
+// The original service's Python json.loads rejected documents nested deeper than its recursion
+// limit (about 990 levels, the rest of the 1,000 frames being the service's own) and integers
+// longer than 4,300 digits (Python's int_max_str_digits). The same documents are malformed here.
+const (
+	maxDepth         = 990
+	maxIntegerDigits = 4300
+)
 
-// scanner validates JSON (RFC 8259, as encoding/json accepts it) in one pass, without building
+// scanner validates JSON as the original's Python json.loads read it (RFC 8259, plus NaN,
+// Infinity and -Infinity, within the limits above) in one pass, without building
 // values: the service needs three fields of each request, and decoding the whole document into
 // maps cost a quarter of its CPU per message. FuzzScannerMatchesEncodingJSON holds it to
-// encoding/json's verdicts.
+// encoding/json's verdicts where Python's agree, TestScannerMatchesPython to Python's elsewhere.
 type scanner struct {
 	b     []byte
 	i     int
@@ -60,8 +66,15 @@ func (s *scanner) value() ([]byte, error) {
 		err = s.array()
 	case c == '"':
 		_, err = s.string()
+	case c == '-' && s.i+1 < len(s.b) && s.b[s.i+1] == 'I':
+		s.i++
+		err = s.literal("Infinity")
 	case c == '-' || ('0' <= c && c <= '9'):
 		err = s.number()
+	case c == 'N':
+		err = s.literal("NaN")
+	case c == 'I':
+		err = s.literal("Infinity")
 	case c == 't':
 		err = s.literal("true")
 	case c == 'f':
@@ -219,11 +232,19 @@ func (s *scanner) number() error {
 	if s.b[s.i] == '-' {
 		s.i++
 	}
+	integerDigits := 1
 	switch {
 	case s.i < len(s.b) && s.b[s.i] == '0':
 		s.i++
-	case s.digits() == 0:
-		return s.fail("invalid number")
+	default:
+		if integerDigits = s.digits(); integerDigits == 0 {
+			return s.fail("invalid number")
+		}
+	}
+	if integerDigits > maxIntegerDigits && (s.i >= len(s.b) || s.b[s.i] != '.' && s.b[s.i] != 'e' && s.b[s.i] != 'E') {
+		// Python reads an integer exactly, and refuses to above 4,300 digits; a fraction or an
+		// exponent makes it a float, which has no such limit.
+		return s.fail(fmt.Sprintf("an integer of %d digits, above the original's maximum of %d", integerDigits, maxIntegerDigits))
 	}
 	if s.i < len(s.b) && s.b[s.i] == '.' {
 		s.i++

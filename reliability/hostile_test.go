@@ -93,7 +93,7 @@ func hostileRecords() []hostile {
 		{name: "message of the wrong type", value: []byte(`{"transaction-id": "wt", "payload": {"message": 1}}`), code: middleware.ReasonMalformed, reason: "not a string"},
 		{name: "payload null", value: []byte(`{"transaction-id": "pn", "payload": null}`), code: middleware.ReasonMalformed, reason: "payload is not a JSON object"},
 		{name: "number as id", value: pingWithID("-12.5e3"), check: keyIs("-12.5e3")},
-		{name: "huge numeric id (400 KiB of digits)", value: pingWithID("1" + strings.Repeat("0", 400*kib)), code: middleware.ReasonMalformed, reason: "transaction-id is"},
+		{name: "huge numeric id (400 KiB of digits)", value: pingWithID("1" + strings.Repeat("0", 400*kib)), code: middleware.ReasonMalformed, reason: "above the original's maximum of 4300"},
 		{name: "huge string id (400 KiB)", value: pingWithID(`"` + strings.Repeat("i", 400*kib) + `"`), code: middleware.ReasonMalformed, reason: "transaction-id is"},
 		{name: "not ping with a huge id (400 KiB)", value: []byte(`{"transaction-id": "` + strings.Repeat("n", 400*kib) + `", "payload": {"message": "pang"}}`), code: middleware.ReasonMalformed, reason: "transaction-id is"},
 		{name: "empty value", value: []byte{}, code: middleware.ReasonMalformed, reason: "empty"},

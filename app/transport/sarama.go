@@ -62,6 +62,10 @@ func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.P
 		return nil, err
 	}
 	pc.Producer.RequiredAcks = sarama.WaitForAll
+	// Keyed answers go where Java's default partitioner (murmur2) and franz-go's put them, not
+	// where Sarama's default (FNV-1a) would: both transports key alike, and consumers that
+	// rely on Kafka's keying find them. Answers without a key are spread at random.
+	pc.Producer.Partitioner = sarama.NewMurmur2Partitioner
 	// Sarama's own retries are short: the Retry middleware does the backing off, and a
 	// publish that fails for good must reach the poison queue in bounded time.
 	pc.Producer.Retry.Max = 3

@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 // TestRulesPassPromtool runs what CI and a reviewer would: promtool check rules (syntax, PromQL,
 // templates) and promtool test rules (the unit tests of every alert).
 func TestRulesPassPromtool(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := servicetest.RequirePromtool(t)
 	check := exec.Command(promtool, "check", "rules", rulesFile)
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check rules %s: %v\n%s", rulesFile, err, out)

@@ -672,7 +672,7 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 
-	promtool := servicetest.RequireTool(t, "promtool", "Debian: apt-get install prometheus; elsewhere from https://prometheus.io/download/")
+	promtool := servicetest.RequirePromtool(t)
 	groups, err := yaml.Marshal(map[string]any{"groups": pr.Spec.Groups})
 	if err != nil {
 		t.Fatal(err)

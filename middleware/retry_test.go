@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/sirupsen/logrus"
 
 	"github.com/pingpong/pingpong/middleware"
 )
@@ -68,5 +69,62 @@ func TestRetryAfterFirstFailureDoesNotAttemptACancelledMessage(t *testing.T) {
 	msg.SetContext(ctx)
 	if _, err := h(msg); !errors.Is(err, context.Canceled) || runs != 0 {
 		t.Errorf("got %v after %d runs, want context.Canceled and no run", err, runs)
+	}
+}
+
+// The waits between the attempts of a failing request, read from the handler's own clock
+// through the real chain, are the documented schedule (docs/reliability.md): the initial
+// interval, then doubling. Watermill's Retry drew a second backoff step for every failure, so
+// the waits were every other step (2, 8, 32 times the initial interval).
+func TestRetryWaitsAreTheDocumentedSchedule(t *testing.T) {
+	const initial = 100 * time.Millisecond
+	var attempts []time.Time
+	hs := newHarness(t, func(msg *message.Message) ([]*message.Message, error) {
+		attempts = append(attempts, time.Now())
+		return nil, errors.New("broker unavailable")
+	}, logrus.InfoLevel)
+	hs.chain = middleware.Chain(hs.handler, middleware.ChainConfig{
+		Publisher: hs.pub, SucceededTopic: "t.succeeded", FailedTopic: "t.failed",
+		Retry:  wmmiddleware.Retry{MaxRetries: 4, InitialInterval: initial, MaxInterval: 10 * time.Second, Multiplier: 2, RandomizationFactor: 0},
+		Logger: logrus.NewEntry(hs.logger), Metrics: hs.metrics,
+		Source: func(*message.Message) middleware.Source { return source },
+	})
+	if _, err := hs.chain(request(`{"transaction-id": 1, "payload": {"message": "ping"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != 5 {
+		t.Fatalf("%d attempts, want 1 + 4 retries", len(attempts))
+	}
+	for i, want := range []time.Duration{initial, 2 * initial, 4 * initial, 8 * initial} {
+		// At least the wait; below the next step of the schedule, which is where the doubled
+		// schedule put it.
+		if got := attempts[i+1].Sub(attempts[i]); got < want || got >= 2*want {
+			t.Errorf("wait %d: %v, want %v", i+1, got, want)
+		}
+	}
+	if n := len(hs.pub.on("t.failed")); n != 1 {
+		t.Errorf("%d poison records, want 1", n)
+	}
+}
+
+// A retry that fails in a way not to be retried (a panic) stops the retries at once and is
+// returned as such.
+func TestRetryStopsAtAFailureNotToBeRetried(t *testing.T) {
+	runs := 0
+	h := middleware.RetryAfterFirstFailure(func() wmmiddleware.Retry {
+		r := quickRetry
+		r.ShouldRetry = middleware.Transient
+		return r
+	}())(func(msg *message.Message) ([]*message.Message, error) {
+		runs++
+		if runs == 1 {
+			return nil, errors.New("transient")
+		}
+		return nil, wmmiddleware.RecoveredPanicError{V: "boom"}
+	})
+	_, err := h(message.NewMessage("1", nil))
+	var panicked wmmiddleware.RecoveredPanicError
+	if runs != 2 || !errors.As(err, &panicked) {
+		t.Fatalf("runs %d, err %v; want 2 runs and the panic", runs, err)
 	}
 }

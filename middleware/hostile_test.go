@@ -1,6 +1,8 @@
 package middleware_test
 
 import (
+	"encoding/binary"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,10 +19,11 @@ func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
 	hs := newHarness(t, pingpong, logrus.InfoLevel)
 	body := `{"transaction-id": "b", "payload": {"message": "x"}}` // 52 bytes: with the key, 54
 	in := request(body)
-	in.Metadata.Set("a", "1")                          // 2 bytes: fits (56)
-	in.Metadata.Set("c", "1")                          // 2 bytes: fits (58)
-	in.Metadata.Set("bb", "12345")                     // 7 bytes: does not fit any more (65)
-	in.Metadata.Set("huge", strings.Repeat("h", 1000)) // 1004 bytes: does not fit
+	// A header counts as encoded: a varint length before its key and before its value.
+	in.Metadata.Set("a", "1")                          // 4 bytes: fits (58)
+	in.Metadata.Set("c", "1")                          // 4 bytes: fits (62)
+	in.Metadata.Set("bb", "12345")                     // 9 bytes: does not fit any more (71)
+	in.Metadata.Set("huge", strings.Repeat("h", 1000)) // 1007 bytes: does not fit
 	if _, err := hs.chain(in); err != nil {
 		t.Fatal(err)
 	}
@@ -107,5 +110,35 @@ func TestOverlongCorrelationIDIsReplaced(t *testing.T) {
 	}
 	if got := hs.pub.on("t.succeeded")[1].Metadata.Get(wmmiddleware.CorrelationIDMetadataKey); got != fits {
 		t.Error("a correlation id within the bound is kept")
+	}
+}
+
+// A request of 200,000 tiny headers: their encoded size, not len(key)+len(value), is held to the
+// budget, so the poison record stays within what the producer sends (it was 1,002,547 bytes for
+// a 524,288-byte budget).
+func TestPoisonRecordBoundsTheEncodedSizeOfManyTinyHeaders(t *testing.T) {
+	const budget = 512 << 10
+	pub := newPublisher()
+	pq := middleware.PoisonQueue{Publisher: pub, Topic: "t.failed", MaxOriginalBytes: budget}
+	in := request(`{"transaction-id": "h", "payload": {"message": "pang"}}`)
+	for i := 0; i < 200000; i++ {
+		in.Metadata.Set(strconv.Itoa(i), "")
+	}
+	if _, err := pq.Middleware(pingpong)(in); err != nil {
+		t.Fatal(err)
+	}
+	rec := pub.on("t.failed")[0]
+	encoded, carried := 0, 0
+	for k, v := range rec.Metadata { // as Kafka encodes a header: varint, key, varint, value
+		encoded += len(binary.AppendVarint(nil, int64(len(k)))) + len(k) + len(binary.AppendVarint(nil, int64(len(v)))) + len(v)
+		if _, err := strconv.Atoi(k); err == nil {
+			carried++
+		}
+	}
+	if encoded > budget+2048 {
+		t.Errorf("the poison record's headers encode to %d bytes, above the %d-byte budget plus the service's headers", encoded, budget)
+	}
+	if carried == 0 || carried == 200000 {
+		t.Errorf("%d of the 200,000 headers carried; want those that fit", carried)
 	}
 }

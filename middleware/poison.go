@@ -189,6 +189,9 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 		return true
 	}
 	var omitted []string
+	// The value and the key count their bytes (their two headers' names and lengths are a fixed
+	// few bytes, within config.PoisonOverheadBytes); the request's own headers count as they are
+	// encoded in the Kafka record, below.
 	valueCarried := fits(len(msg.Payload))
 	if valueCarried {
 		record.Metadata.Set(HeaderOriginal, string(msg.Payload))
@@ -214,7 +217,10 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 		}
 	}
 	// The smallest first, so that one huge header does not crowd out the others.
-	size := func(k string) int { return len(k) + len(msg.Metadata[k]) }
+	// A header counts its encoded size, with the varints of its key's and value's lengths:
+	// 201,303 tiny headers counted as len(key)+len(value) made a poison record of 1,002,547
+	// bytes out of a 524,288-byte budget.
+	size := func(k string) int { return encodedHeaderBytes(k, len(msg.Metadata[k])) }
 	sort.Slice(names, func(i, j int) bool {
 		a, b := size(names[i]), size(names[j])
 		return a < b || (a == b && names[i] < names[j])
@@ -237,6 +243,23 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 		record.Metadata.Set(HeaderOriginalOmitted, fmt.Sprintf("the request is %d bytes, above the %d that a poison record carries; not carried: %s",
 			requestBytes(msg, key), pq.MaxOriginalBytes, strings.Join(omitted, ", ")))
 	}
+}
+
+// encodedHeaderBytes is the size of a record header in Kafka's record format: the varint of the
+// key's length, the key, the varint of the value's length, the value.
+func encodedHeaderBytes(key string, valueLen int) int {
+	return varintBytes(len(key)) + len(key) + varintBytes(valueLen) + valueLen
+}
+
+// varintBytes is the length of n as a zig-zag varint, as Kafka encodes lengths in records.
+func varintBytes(n int) int {
+	u := uint64(n) << 1
+	size := 1
+	for u >= 0x80 {
+		u >>= 7
+		size++
+	}
+	return size
 }
 
 // requestBytes is the size of a request's value, key and headers.

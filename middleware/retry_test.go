@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/sirupsen/logrus"
 
 	"github.com/pingpong/pingpong/middleware"
 )
@@ -71,30 +72,59 @@ func TestRetryAfterFirstFailureDoesNotAttemptACancelledMessage(t *testing.T) {
 	}
 }
 
-// The waits between attempts are the documented schedule, the initial interval growing by the
-// multiplier once a retry (docs/reliability.md), read from the times the handler ran: 20, 40, 80
-// and 160 ms here, with no jitter. Watermill's Retry with a ShouldRetry advanced its backoff twice
-// a failure, and waited 40, 160, 640 and 1,000 ms.
+// The waits between the attempts of a failing request, read from the handler's own clock
+// through the real chain, are the documented schedule (docs/reliability.md): the initial
+// interval, then doubling. Watermill's Retry drew a second backoff step for every failure, so
+// the waits were every other step (2, 8, 32 times the initial interval).
 func TestRetryWaitsAreTheDocumentedSchedule(t *testing.T) {
-	r := wmmiddleware.Retry{MaxRetries: 4, InitialInterval: 20 * time.Millisecond, MaxInterval: time.Second,
-		Multiplier: 2, RandomizationFactor: 0, ShouldRetry: middleware.Transient}
-	var runs []time.Time
-	h := middleware.RetryAfterFirstFailure(r)(func(*message.Message) ([]*message.Message, error) {
-		runs = append(runs, time.Now())
-		return nil, errors.New("transient")
+	const initial = 100 * time.Millisecond
+	var attempts []time.Time
+	hs := newHarness(t, func(msg *message.Message) ([]*message.Message, error) {
+		attempts = append(attempts, time.Now())
+		return nil, errors.New("broker unavailable")
+	}, logrus.InfoLevel)
+	hs.chain = middleware.Chain(hs.handler, middleware.ChainConfig{
+		Publisher: hs.pub, SucceededTopic: "t.succeeded", FailedTopic: "t.failed",
+		Retry:  wmmiddleware.Retry{MaxRetries: 4, InitialInterval: initial, MaxInterval: 10 * time.Second, Multiplier: 2, RandomizationFactor: 0},
+		Logger: logrus.NewEntry(hs.logger), Metrics: hs.metrics,
+		Source: func(*message.Message) middleware.Source { return source },
 	})
-	if _, err := h(message.NewMessage("1", nil)); err == nil {
-		t.Fatal("a handler that always fails succeeded")
+	if _, err := hs.chain(request(`{"transaction-id": 1, "payload": {"message": "ping"}}`)); err != nil {
+		t.Fatal(err)
 	}
-	want := []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
-	if len(runs) != len(want)+1 {
-		t.Fatalf("%d attempts, want %d (1 + RETRY_MAX_RETRIES)", len(runs), len(want)+1)
+	if len(attempts) != 5 {
+		t.Fatalf("%d attempts, want 1 + 4 retries", len(attempts))
 	}
-	for i, w := range want {
-		// A wait is never shorter than its interval; a loaded machine may make it a little longer,
-		// but not the next interval's length.
-		if got := runs[i+1].Sub(runs[i]); got < w || got >= w*3/2+15*time.Millisecond {
-			t.Errorf("wait before retry %d: %v, want %v", i+1, got.Round(time.Millisecond), w)
+	for i, want := range []time.Duration{initial, 2 * initial, 4 * initial, 8 * initial} {
+		// At least the wait; below the next step of the schedule, which is where the doubled
+		// schedule put it.
+		if got := attempts[i+1].Sub(attempts[i]); got < want || got >= 2*want {
+			t.Errorf("wait %d: %v, want %v", i+1, got, want)
 		}
+	}
+	if n := len(hs.pub.on("t.failed")); n != 1 {
+		t.Errorf("%d poison records, want 1", n)
+	}
+}
+
+// A retry that fails in a way not to be retried (a panic) stops the retries at once and is
+// returned as such.
+func TestRetryStopsAtAFailureNotToBeRetried(t *testing.T) {
+	runs := 0
+	h := middleware.RetryAfterFirstFailure(func() wmmiddleware.Retry {
+		r := quickRetry
+		r.ShouldRetry = middleware.Transient
+		return r
+	}())(func(msg *message.Message) ([]*message.Message, error) {
+		runs++
+		if runs == 1 {
+			return nil, errors.New("transient")
+		}
+		return nil, wmmiddleware.RecoveredPanicError{V: "boom"}
+	})
+	_, err := h(message.NewMessage("1", nil))
+	var panicked wmmiddleware.RecoveredPanicError
+	if runs != 2 || !errors.As(err, &panicked) {
+		t.Fatalf("runs %d, err %v; want 2 runs and the panic", runs, err)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"slices"
@@ -131,15 +132,22 @@ func (t *TopicSpec) AddFlags(fs *pflag.FlagSet) {
 	b.Int(&t.MinInsyncReplicas, "TOPIC_MIN_INSYNC_REPLICAS", 0, "min.insync.replicas of each topic created; 0 takes the broker's default (production: 2)")
 }
 
+// MaxTopicPartitions bounds TOPIC_PARTITIONS. Kafka sends a topic's partition count as an int32,
+// so a larger int would wrap (4294967297 became 1 partition); and the embedded broker allocates
+// every partition it is asked for (2^31 took 1.5 GiB in 8 s). 10,000 is far more than the
+// service can use (one consumer per partition) and than a Kafka cluster is sized for per topic,
+// so no real setting is refused.
+const MaxTopicPartitions = 10000
+
 // Validate checks the settings.
 func (t TopicSpec) Validate() error {
 	switch {
-	case t.Partitions < 1:
-		return invalid("TOPIC_PARTITIONS", strconv.Itoa(t.Partitions), "must be at least 1")
+	case t.Partitions < 1 || t.Partitions > MaxTopicPartitions:
+		return invalid("TOPIC_PARTITIONS", strconv.Itoa(t.Partitions), fmt.Sprintf("must be from 1 to %d", MaxTopicPartitions))
 	case t.ReplicationFactor == 0 || t.ReplicationFactor < -1 || t.ReplicationFactor > 32767:
 		return invalid("TOPIC_REPLICATION_FACTOR", strconv.Itoa(t.ReplicationFactor), "must be -1 (the broker's default) or from 1 to 32767")
-	case t.MinInsyncReplicas < 0:
-		return invalid("TOPIC_MIN_INSYNC_REPLICAS", strconv.Itoa(t.MinInsyncReplicas), "must be 0 (the broker's default) or more")
+	case t.MinInsyncReplicas < 0 || t.MinInsyncReplicas > 32767:
+		return invalid("TOPIC_MIN_INSYNC_REPLICAS", strconv.Itoa(t.MinInsyncReplicas), "must be 0 (the broker's default) or from 1 to 32767")
 	case t.ReplicationFactor > 0 && t.MinInsyncReplicas > t.ReplicationFactor:
 		return invalid("TOPIC_MIN_INSYNC_REPLICAS", strconv.Itoa(t.MinInsyncReplicas),
 			fmt.Sprintf("must not be above TOPIC_REPLICATION_FACTOR (%d), or no write could ever succeed", t.ReplicationFactor))
@@ -171,15 +179,17 @@ func (r *Retry) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the settings.
 func (r Retry) Validate() error {
 	switch {
-	case r.MaxRetries < 0:
-		return invalid("RETRY_MAX_RETRIES", strconv.Itoa(r.MaxRetries), "must be 0 or more")
+	case r.MaxRetries < 0 || r.MaxRetries > 1000:
+		return invalid("RETRY_MAX_RETRIES", strconv.Itoa(r.MaxRetries), "must be from 0 to 1000")
 	case r.InitialInterval <= 0:
 		return invalid("RETRY_INITIAL_INTERVAL", r.InitialInterval.String(), "must be above 0")
 	case r.MaxInterval < r.InitialInterval:
 		return invalid("RETRY_MAX_INTERVAL", r.MaxInterval.String(), "must not be below RETRY_INITIAL_INTERVAL ("+r.InitialInterval.String()+")")
-	case r.Multiplier < 1:
-		return invalid("RETRY_MULTIPLIER", fmt.Sprint(r.Multiplier), "must be 1 or more")
-	case r.Jitter < 0 || r.Jitter > 1:
+	// The comparisons are written so that NaN fails them: NaN removed every wait, +Inf jumped
+	// to the longest.
+	case !(r.Multiplier >= 1) || math.IsInf(r.Multiplier, 0):
+		return invalid("RETRY_MULTIPLIER", fmt.Sprint(r.Multiplier), "must be a finite number, 1 or more")
+	case !(r.Jitter >= 0 && r.Jitter <= 1):
 		return invalid("RETRY_JITTER", fmt.Sprint(r.Jitter), "must be from 0 to 1")
 	case r.MaxElapsed < 0:
 		return invalid("RETRY_MAX_ELAPSED", r.MaxElapsed.String(), "must be 0 (no bound) or more")
@@ -238,19 +248,28 @@ func (t *Transport) AddFlags(fs *pflag.FlagSet) {
 	b.Int(&t.MemoryBudgetBytes, "MEMORY_BUDGET_BYTES", 32<<20, "franz-go: bytes of requests held at once, counted decoded (fetched batches, messages in flight, their answers); a batch that decodes past it is poisoned")
 }
 
+// MaxPartitionWindow bounds KAFKA_PARTITION_WINDOW: each message in flight holds its request and
+// a goroutine, and a window of 1e6 took 611 MiB of heap at 16 partitions. 4096 is 64 times the
+// default, past where the drain stops getting faster.
+const MaxPartitionWindow = 4096
+
+// MaxProducerBatchBytes bounds KAFKA_PRODUCER_BATCH_BYTES: franz-go refuses a batch larger than
+// what it writes to a broker at once (100 MiB by default), and the value is sent as an int32.
+const MaxProducerBatchBytes = 100 << 20
+
 // Validate checks the settings.
 func (t Transport) Validate() error {
 	switch {
 	case t.Name != TransportFranz && t.Name != TransportWatermill:
 		return invalid("KAFKA_TRANSPORT", t.Name, "must be franz-go or watermill-kafka")
-	case t.PartitionWindow < 1:
-		return invalid("KAFKA_PARTITION_WINDOW", strconv.Itoa(t.PartitionWindow), "must be at least 1")
+	case t.PartitionWindow < 1 || t.PartitionWindow > MaxPartitionWindow:
+		return invalid("KAFKA_PARTITION_WINDOW", strconv.Itoa(t.PartitionWindow), fmt.Sprintf("must be from 1 to %d", MaxPartitionWindow))
 	case t.ProducerLinger < 0:
 		return invalid("KAFKA_PRODUCER_LINGER", t.ProducerLinger.String(), "must be 0 or more")
 	case t.MemoryBudgetBytes < minMemoryBudgetBytes || t.MemoryBudgetBytes > maxMemoryBudgetBytes:
 		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(t.MemoryBudgetBytes), fmt.Sprintf("must be from %d (1 MiB) to %d (1 GiB)", minMemoryBudgetBytes, maxMemoryBudgetBytes))
-	case t.ProducerBatchBytes < 1024:
-		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), "must be at least 1024")
+	case t.ProducerBatchBytes < 1024 || t.ProducerBatchBytes > MaxProducerBatchBytes:
+		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), fmt.Sprintf("must be from 1024 to %d", MaxProducerBatchBytes))
 	}
 	if !slices.Contains(orderings, t.Ordering) {
 		return invalid("KAFKA_ORDERING", t.Ordering, "must be one of "+strings.Join(orderings, ", "))
@@ -300,6 +319,11 @@ func AddHTTPAddr(fs *pflag.FlagSet, p *string) {
 	binder{fs}.String(p, "HTTP_ADDR", ":8080", "address of /metrics, /healthz and /readyz")
 }
 
+// PoisonOverheadBytes is what a poison record may add to the request bytes it carries: the
+// record batch's framing, the answer and the service's own headers (reason, topic, offsets,
+// timestamps). It is a generous bound; the answer and headers take well under 2 KiB.
+const PoisonOverheadBytes = 16 << 10
+
 // Validate checks every setting.
 func (s Service) Validate() error {
 	for _, v := range []interface{ Validate() error }{s.Kafka, s.Logging, s.Topics, s.Retry, s.Transport} {
@@ -319,6 +343,12 @@ func (s Service) Validate() error {
 	case s.Transport.MemoryBudgetBytes/memoryBudgetRequests < s.MaxRequestBytes:
 		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(s.Transport.MemoryBudgetBytes),
 			fmt.Sprintf("must hold at least %d requests of MAX_REQUEST_BYTES (%d)", memoryBudgetRequests, s.MaxRequestBytes))
+	case s.MaxRequestBytes > s.Transport.ProducerBatchBytes-PoisonOverheadBytes:
+		// A request that is refused is answered on the poison queue with its bytes; a poison
+		// record the producer cannot send would be retried for ever and stop its partition.
+		return invalid("MAX_REQUEST_BYTES", strconv.Itoa(s.MaxRequestBytes), fmt.Sprintf(
+			"must be at most KAFKA_PRODUCER_BATCH_BYTES (%d) minus %d, what a poison record adds to the request it carries, or a request of that size could not be answered",
+			s.Transport.ProducerBatchBytes, PoisonOverheadBytes))
 	case s.EmbeddedBrokerPort < 0 || s.EmbeddedBrokerPort > 65535:
 		return invalid("EMBEDDED_BROKER_PORT", strconv.Itoa(s.EmbeddedBrokerPort), "must be from 0 to 65535")
 	}

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,11 +92,31 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{"LOG_FORMAT", "xml", "text or json"},
 		{"SHUTDOWN_TIMEOUT", "soon", "duration"},
 		{"SHUTDOWN_TIMEOUT", "0s", "above 0"},
-		{"RETRY_MAX_RETRIES", "-1", "0 or more"},
+		{"RETRY_MAX_RETRIES", "-1", "from 0 to 1000"},
+		{"RETRY_MAX_RETRIES", "9223372036854775807", "from 0 to 1000"},
+		{"RETRY_MULTIPLIER", "NaN", "finite"},
+		{"RETRY_MULTIPLIER", "+Inf", "finite"},
+		{"RETRY_MULTIPLIER", "0.5", "1 or more"},
+		{"RETRY_JITTER", "NaN", "from 0 to 1"},
+		{"RETRY_INITIAL_INTERVAL", "9999999999h", "invalid"},
+		{"KAFKA_TIMEOUT", "-1s", "above 0"},
+		{"KAFKA_PARTITION_WINDOW", "4097", "from 1 to 4096"},
+		{"KAFKA_PARTITION_WINDOW", "1000000", "from 1 to 4096"},
+		{"KAFKA_PRODUCER_BATCH_BYTES", "200000000", "from 1024 to 104857600"},
+		{"KAFKA_PRODUCER_BATCH_BYTES", "2147483648", "from 1024 to 104857600"},
+		{"KAFKA_PRODUCER_BATCH_BYTES", "1023", "from 1024"},
+		// The default MAX_REQUEST_BYTES (512 KiB) could not be answered within 1024-byte batches.
+		{"KAFKA_PRODUCER_BATCH_BYTES", "1024", "KAFKA_PRODUCER_BATCH_BYTES"},
+		{"MAX_REQUEST_BYTES", "1048576", "KAFKA_PRODUCER_BATCH_BYTES (1000012)"},
+		{"TOPIC_PARTITIONS", "4294967297", "from 1 to 10000"},
+		{"TOPIC_PARTITIONS", "2147483648", "from 1 to 10000"},
+		{"TOPIC_PARTITIONS", "10001", "from 1 to 10000"},
+		{"TOPIC_MIN_INSYNC_REPLICAS", "32768", "from 1 to 32767"},
+		{"EMBEDDED_BROKER_PORT", "65536", "from 0 to 65535"},
 		{"RETRY_MAX_INTERVAL", "1ms", "RETRY_INITIAL_INTERVAL"},
 		{"RETRY_JITTER", "2", "from 0 to 1"},
 		{"MAX_REQUEST_BYTES", "0", "at least 1"},
-		{"TOPIC_PARTITIONS", "0", "at least 1"},
+		{"TOPIC_PARTITIONS", "0", "from 1 to 10000"},
 		{"TOPIC_REPLICATION_FACTOR", "0", "-1"},
 		{"KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
 		{"KAFKA_TLS_CA_FILE", "/no/such/ca.pem", "cannot be read"},
@@ -107,6 +128,13 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 				t.Fatalf("want a config.Error, got %v", err)
 			}
 			msg := err.Error()
+			if tc.env == "KAFKA_PRODUCER_BATCH_BYTES" && tc.value == "1024" {
+				// Refused by the check of the pair; the message names both settings.
+				if cfgErr.Env != "MAX_REQUEST_BYTES" || !strings.Contains(msg, tc.says) {
+					t.Errorf("the message names both settings: %s", msg)
+				}
+				return
+			}
 			if cfgErr.Env != tc.env || !strings.Contains(msg, tc.env) || !strings.Contains(msg, "--"+config.FlagName(tc.env)) {
 				t.Errorf("the message names the setting and its flag: %s", msg)
 			}
@@ -114,6 +142,20 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 				t.Errorf("the message says %q: %s", tc.says, msg)
 			}
 		})
+	}
+}
+
+// The largest MAX_REQUEST_BYTES for the smallest batch that can carry it is accepted: the bound
+// is exactly KAFKA_PRODUCER_BATCH_BYTES minus what a poison record adds.
+func TestRequestAndBatchBytesAtTheirBound(t *testing.T) {
+	batch := 1024 + config.PoisonOverheadBytes
+	env := map[string]string{"KAFKA_PRODUCER_BATCH_BYTES": strconv.Itoa(batch), "MAX_REQUEST_BYTES": "1024"}
+	if _, err := load(t, nil, env); err != nil {
+		t.Fatalf("at the bound: %v", err)
+	}
+	env["MAX_REQUEST_BYTES"] = "1025"
+	if _, err := load(t, nil, env); err == nil || !strings.Contains(err.Error(), "MAX_REQUEST_BYTES") || !strings.Contains(err.Error(), "KAFKA_PRODUCER_BATCH_BYTES") {
+		t.Fatalf("one byte past the bound: %v", err)
 	}
 }
 

@@ -123,7 +123,7 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	if s.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.http = newHTTPServer(s.Handler(), defaultHTTPLimits)
 	return s, nil
 }
 

@@ -48,12 +48,17 @@ func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignmen
 
 func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
 	k.Source = SaramaSource
-	if k.Subscriber, err = SaramaSubscriber(c, logger, assignment); err != nil {
+	// As in newFranz, a client is stored in k only once it exists (no typed nil for Close).
+	subscriber, err := SaramaSubscriber(c, logger, assignment)
+	if err != nil {
 		return k, fmt.Errorf("connecting the subscriber to %s: %w", c.Kafka.Brokers, err)
 	}
-	if k.Publisher, err = SaramaPublisher(c, logger); err != nil {
+	k.Subscriber = subscriber
+	publisher, err := SaramaPublisher(c, logger)
+	if err != nil {
 		return k, errors.Join(fmt.Errorf("connecting the publisher to %s: %w", c.Kafka.Brokers, err), k.Close())
 	}
+	k.Publisher = publisher
 	return k, nil
 }
 
@@ -68,7 +73,9 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 	if c.ConsumerOffset == config.OffsetLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	if k.Subscriber, err = NewFranzSubscriber(FranzSubscriberConfig{
+	// Each client is stored in k only once it exists: a nil *FranzPublisher (or subscriber) in
+	// the interface would not be nil, and Close would dereference it (a start-up panic).
+	subscriber, err := NewFranzSubscriber(FranzSubscriberConfig{
 		ClientOptions:      opts,
 		ConsumerGroup:      c.ConsumerGroup,
 		ResetOffset:        reset,
@@ -79,9 +86,11 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		Assignment:         assignment,
 		Budget:             k.Budget,
 		Ordering:           Ordering(c.Transport.Ordering),
-	}, logger); err != nil {
-		return k, err
+	}, logger)
+	if err != nil {
+		return k, fmt.Errorf("creating the subscriber: %w", err)
 	}
+	k.Subscriber = subscriber
 	producer := append(append([]kgo.Opt{}, opts...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, said out loud: an answer is durable before its request is committed
 		kgo.ProducerLinger(c.Transport.ProducerLinger),
@@ -91,9 +100,11 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		// queue get their turn; the request stays uncommitted until something is published.
 		kgo.RecordDeliveryTimeout(max(c.Kafka.Timeout, 1e9)),
 	)
-	if k.Publisher, err = NewFranzPublisher(producer...); err != nil {
+	publisher, err := NewFranzPublisher(producer...)
+	if err != nil {
 		return k, errors.Join(fmt.Errorf("creating the publisher: %w", err), k.Close())
 	}
+	k.Publisher = publisher
 	return k, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/budget"
@@ -42,22 +41,11 @@ func TestEverythingHeldIsReleasedOnceAcked(t *testing.T) {
 	}
 
 	b := budget.New(256 << 10)
-	sub, err := transport.NewFranzSubscriber(transport.FranzSubscriberConfig{
-		ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+	_, msgs := subscribeWith(t, brokers, transport.FranzSubscriberConfig{
 		ConsumerGroup: testGroup,
-		ResetOffset:   kgo.NewOffset().AtStart(),
 		Window:        8,
-		DrainTimeout:  100 * time.Millisecond,
 		Budget:        b,
-	}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	msgs, err := sub.Subscribe(context.Background(), testTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	for i := range n {
 		select {
 		case msg := <-msgs:
@@ -98,23 +86,12 @@ func TestMessagesInFlightFollowTheBudget(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := budget.New(tc.budget)
-			sub, err := transport.NewFranzSubscriber(transport.FranzSubscriberConfig{
-				ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+			_, msgs := subscribeWith(t, brokers, transport.FranzSubscriberConfig{
 				ConsumerGroup: testGroup + tc.name,
-				ResetOffset:   kgo.NewOffset().AtStart(),
 				Window:        window,
-				DrainTimeout:  100 * time.Millisecond,
 				Budget:        b,
 				Ordering:      transport.OrderNone,
-			}, watermill.NopLogger{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = sub.Close() })
-			msgs, err := sub.Subscribe(context.Background(), testTopic)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
 			inFlight := 0
 			for done := false; !done; {
 				select {

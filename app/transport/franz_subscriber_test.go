@@ -55,13 +55,20 @@ func broker(t *testing.T, partitions int32) ([]string, *kgo.Client) {
 
 func subscribe(t *testing.T, brokers []string, window int) (*transport.FranzSubscriber, <-chan *message.Message) {
 	t.Helper()
-	sub, err := transport.NewFranzSubscriber(transport.FranzSubscriberConfig{
-		ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)},
-		ConsumerGroup: testGroup,
-		ResetOffset:   kgo.NewOffset().AtStart(),
-		Window:        window,
-		DrainTimeout:  100 * time.Millisecond,
-	}, watermill.NopLogger{})
+	return subscribeWith(t, brokers, transport.FranzSubscriberConfig{Window: window})
+}
+
+// subscribeWith subscribes to the test topic with cfg, in the test group unless cfg names
+// another, from the start, with a short drain.
+func subscribeWith(t *testing.T, brokers []string, cfg transport.FranzSubscriberConfig) (*transport.FranzSubscriber, <-chan *message.Message) {
+	t.Helper()
+	cfg.ClientOptions = []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	if cfg.ConsumerGroup == "" {
+		cfg.ConsumerGroup = testGroup
+	}
+	cfg.ResetOffset = kgo.NewOffset().AtStart()
+	cfg.DrainTimeout = 100 * time.Millisecond
+	sub, err := transport.NewFranzSubscriber(cfg, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -60,22 +59,11 @@ func TestMessagesOfOneKeyWaitForEachOther(t *testing.T) {
 			if err := cl.ProduceSync(context.Background(), records...).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			sub, err := transport.NewFranzSubscriber(transport.FranzSubscriberConfig{
-				ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+			_, msgs := subscribeWith(t, brokers, transport.FranzSubscriberConfig{
 				ConsumerGroup: testGroup,
-				ResetOffset:   kgo.NewOffset().AtStart(),
 				Window:        8,
-				DrainTimeout:  100 * time.Millisecond,
 				Ordering:      tc.ordering,
-			}, watermill.NopLogger{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = sub.Close() })
-			msgs, err := sub.Subscribe(context.Background(), testTopic)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
 			first := deliveredNow(msgs)
 			if got := keys(first); strings.Join(got, " ") != tc.first {
 				t.Fatalf("delivered at once: %v, want %s", got, tc.first)

@@ -522,11 +522,12 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 	}
 }
 
-// TestToolsCannotReachKafka: a closed port is a clear error within KAFKA_TIMEOUT, exit code 1.
+// TestToolsCannotReachKafka: a closed port is at once the service's own "no broker listens"
+// error, exit code 1, not KAFKA_TIMEOUT of silence (a minute here, longer than the test waits).
 func TestToolsCannotReachKafka(t *testing.T) {
 	addr := closedPort(t)
-	env := []string{"KAFKA_BROKERS=" + addr, "KAFKA_TIMEOUT=1s"}
-	want := "pingpong: cannot reach Kafka at " + addr + " within 1s (KAFKA_TIMEOUT): "
+	env := []string{"KAFKA_BROKERS=" + addr, "KAFKA_TIMEOUT=1m"}
+	want := "pingpong: no broker listens at KAFKA_BROKERS=" + addr + ": "
 	var wg sync.WaitGroup
 	for _, args := range [][]string{
 		{"dlq", "list"},
@@ -542,8 +543,8 @@ func TestToolsCannotReachKafka(t *testing.T) {
 			if r.code != 1 || !strings.HasPrefix(r.stderr, want) {
 				t.Errorf("pingpong %s: %s", strings.Join(args, " "), r)
 			}
-			if r.elapsed > 10*time.Second {
-				t.Errorf("pingpong %s took %v with KAFKA_TIMEOUT=1s", strings.Join(args, " "), r.elapsed)
+			if r.elapsed > 30*time.Second {
+				t.Errorf("pingpong %s took %v: it waited for KAFKA_TIMEOUT", strings.Join(args, " "), r.elapsed)
 			}
 		}()
 	}

@@ -52,7 +52,7 @@ func openQueue(ctx context.Context, common *shared) (*dlq.Queue, error) {
 }
 
 func newDLQCommand(common *shared) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := commandGroup(&cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect and replay the poison queue, <prefix>.failed",
 		Long: `Inspect and replay the poison queue, <prefix>.failed: every request the service did not
@@ -65,8 +65,7 @@ KAFKA_SASL_*); with KAFKA_BROKERS unset they use ` + devBroker + `, the embedded
 
 Exit codes: 0 done, 1 failure (Kafka unreachable within KAFKA_TIMEOUT, a replay not
 acknowledged), 2 bad usage or configuration, or a replay not confirmed.`,
-		Args: cobra.NoArgs,
-	}
+	})
 	cmd.AddCommand(
 		newDLQListCommand(common),
 		newDLQShowCommand(common),
@@ -175,16 +174,7 @@ func toolCommand(cmd *cobra.Command) *cobra.Command {
 	if cmd.ValidArgsFunction == nil {
 		cmd.ValidArgsFunction = cobra.NoFileCompletions
 	}
-	if args := cmd.Args; args != nil {
-		// Wrong arguments are bad usage (exit code 2), as wrong flags are.
-		cmd.Args = func(cmd *cobra.Command, a []string) error {
-			if err := args(cmd, a); err != nil {
-				return usageError{err}
-			}
-			return nil
-		}
-	}
-	return cmd
+	return cmd // wrong arguments are bad usage: argsAreUsage, applied to every command
 }
 
 func newDLQListCommand(common *shared) *cobra.Command {

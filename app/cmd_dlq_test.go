@@ -49,7 +49,7 @@ func runTool(t *testing.T, env []string, stdin io.Reader, args ...string) toolRe
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(servicetest.Environ(), env...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -434,7 +434,7 @@ func TestDLQReplayAsksOnATerminal(t *testing.T) {
 		{"yes\n", 0, "replayed 1 to dev.pingpong.requested", 1},
 	} {
 		cmd := exec.Command(script, "--quiet", "--return", "--command", binary+" dlq replay", "/dev/null")
-		cmd.Env = append(os.Environ(), toolEnv(brokers)...)
+		cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
 		cmd.Stdin = strings.NewReader(tc.answer)
 		out, err := cmd.CombinedOutput()
 		code := 0
@@ -460,7 +460,7 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	client := servicetest.Client(t, brokers)
 	cmd := exec.Command(binary, "dlq", "list", "--follow")
-	cmd.Env = append(os.Environ(), toolEnv(brokers)...)
+	cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -572,6 +572,11 @@ func TestToolsRejectBadUsage(t *testing.T) {
 		{[]string{"ping", "--count", "0"}, "", "nothing to send"},
 		{[]string{"dlq", "stats"}, "KAFKA_TIMEOUT=soon", `invalid KAFKA_TIMEOUT (--kafka-timeout) "soon"`},
 		{[]string{"ping"}, "TOPIC_PREFIX=a/b", "invalid TOPIC_PREFIX (--topic-prefix)"},
+		// Typos: cobra's suggestions, exit code 2, not the help and 0.
+		{[]string{"pign"}, "", "unknown command \"pign\" for \"pingpong\"\n\nDid you mean this?\n\tping\n"},
+		{[]string{"dlq", "lsit"}, "", "unknown command \"lsit\" for \"pingpong dlq\"\n\nDid you mean this?\n\tlist\n"},
+		{[]string{"topics", "crate"}, "", "Did you mean this?\n\tcreate\n"},
+		{[]string{"version", "now"}, "", `unknown command "now" for "pingpong version"`},
 	} {
 		r := runTool(t, append(env, tc.env), nil, tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.says) {

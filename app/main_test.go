@@ -119,7 +119,7 @@ func TestBadConfigurationStopsWithTheSettingNamed(t *testing.T) {
 		{"", "unknown flag: --no-such-flag", []string{"--no-such-flag"}},
 	} {
 		cmd := exec.Command(binary, tc.args...)
-		cmd.Env = append(os.Environ(), tc.env)
+		cmd.Env = append(servicetest.Environ(), tc.env)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
@@ -185,7 +185,7 @@ func TestTopicsCreateIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	env := append(os.Environ(), "KAFKA_BROKERS="+strings.Join(cluster.ListenAddrs(), ","), "TOPIC_PREFIX=prod.pp")
+	env := append(servicetest.Environ(), "KAFKA_BROKERS="+strings.Join(cluster.ListenAddrs(), ","), "TOPIC_PREFIX=prod.pp")
 	create := func() string {
 		cmd := exec.Command(binary, "topics", "create", "--topic-partitions", "6", "--topic-min-insync-replicas", "1")
 		cmd.Env = env
@@ -222,7 +222,7 @@ func TestTopicsCreateIsIdempotent(t *testing.T) {
 
 	// Without brokers it says which setting is missing.
 	cmd := exec.Command(binary, "topics", "create")
-	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=")
+	cmd.Env = append(servicetest.Environ(), "KAFKA_BROKERS=")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "KAFKA_BROKERS") {

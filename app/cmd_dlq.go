@@ -183,7 +183,7 @@ func newDLQListCommand(common *shared) *cobra.Command {
 	var follow bool
 	cmd := toolCommand(&cobra.Command{
 		Use:   "list",
-		Short: "List poison records: time, position, transaction id, reason, source, attempts and a preview of the request",
+		Short: "List poison records: time, position, transaction id, reason, attempts, a preview",
 		Long: `List the records of <prefix>.failed, a partition after another, each in offset order, up to
 the end offsets known at the start (with --follow, then new records as they arrive, until
 Ctrl-C).
@@ -298,7 +298,7 @@ func newDLQStatsCommand(common *shared) *cobra.Command {
 	var output outputFlag
 	cmd := toolCommand(&cobra.Command{
 		Use:   "stats",
-		Short: "Count poison records by reason and by hour; the oldest, the newest, and those without the original request",
+		Short: "Count poison records by reason and by hour; the oldest and the newest",
 		Long: `Count the records of <prefix>.failed that the flags select: by reason code, by hour (UTC);
 the oldest and the newest; the records without the original request (from before the poison
 headers existed, or omitted because the request was too large), which cannot be replayed; and

@@ -89,3 +89,23 @@ func TestPingReportsUnansweredRequests(t *testing.T) {
 		t.Errorf("ping's error: %s", r)
 	}
 }
+
+// TestHelpReadsOnAScreen: every command's --help fits in 100 columns, shows the defaults a zero
+// hides, and says of --kafka-brokers what it means for the tools too.
+func TestHelpReadsOnAScreen(t *testing.T) {
+	for _, args := range [][]string{{}, {"ping"}, {"dlq"}, {"dlq", "list"}, {"dlq", "show"}, {"dlq", "stats"},
+		{"dlq", "replay"}, {"topics", "create"}, {"version"}, {"healthcheck"}} {
+		help := mustRun(t, nil, append(args, "--help")...)
+		for _, line := range strings.Split(help, "\n") {
+			if len(line) > 100 {
+				t.Errorf("pingpong %s --help: a line of %d characters: %q", strings.Join(args, " "), len(line), line)
+			}
+		}
+		if strings.Contains(help, "unset runs an embedded") {
+			t.Errorf("pingpong %s --help says the tools run an embedded broker:\n%s", strings.Join(args, " "), help)
+		}
+	}
+	if help := mustRun(t, nil, "--help"); !regexp.MustCompile(`--kafka-producer-linger duration(.|\n)*?\(default 0s\)\n +--kafka-`).MatchString(help) {
+		t.Errorf("--help does not show KAFKA_PRODUCER_LINGER's default:\n%s", help)
+	}
+}

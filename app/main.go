@@ -85,6 +85,8 @@ func newRootCommand() *cobra.Command {
 		newDLQCommand(&common), newPingCommand(&common),
 	)
 	argsAreUsage(root)
+	// Flag help wrapped at 100 columns, so that no line runs to 200 characters.
+	root.SetUsageTemplate(strings.ReplaceAll(root.UsageTemplate(), "FlagUsages ", "FlagUsagesWrapped 100 "))
 	return root
 }
 

@@ -402,7 +402,11 @@ terminal it refuses (exit code 2). --dry-run only shows.`,
 			}
 			if !yes {
 				question := fmt.Sprintf("Replay %d request(s) to %s? [y/N] ", n, q.Topics.Requested)
-				if !confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), question) {
+				ok, err := confirm(cmd.Context(), cmd.InOrStdin(), cmd.ErrOrStderr(), question)
+				if err != nil {
+					return err
+				}
+				if !ok {
 					return exitError{errors.New("not confirmed: nothing replayed"), exitUsage}
 				}
 			}
@@ -481,16 +485,29 @@ func writeReplaySummary(w io.Writer, s dlq.Summary, toReplay int, dryRun bool, t
 }
 
 // confirm asks question on out and reads the answer from in: only y or yes (any case) is a yes.
-func confirm(in io.Reader, out io.Writer, question string) bool {
+// Ctrl-C at the prompt (ctx done: main catches SIGINT) stops the command with exit code 130;
+// the read it abandons ends with the process.
+func confirm(ctx context.Context, in io.Reader, out io.Writer, question string) (bool, error) {
 	fmt.Fprint(out, question)
-	answer, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && answer == "" {
+	answered := make(chan string, 1)
+	go func() {
+		answer, _ := bufio.NewReader(in).ReadString('\n')
+		answered <- answer
+	}()
+	var answer string
+	select {
+	case answer = <-answered:
+	case <-ctx.Done():
 		fmt.Fprintln(out)
-		return false
+		return false, exitError{errors.New("interrupted: nothing replayed"), exitInterrupted}
+	}
+	if answer == "" { // end of input
+		fmt.Fprintln(out)
+		return false, nil
 	}
 	switch strings.ToLower(strings.TrimSpace(answer)) {
 	case "y", "yes":
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }

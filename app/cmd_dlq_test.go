@@ -453,6 +453,67 @@ func TestDLQReplayAsksOnATerminal(t *testing.T) {
 	}
 }
 
+// TestDLQReplayStopsOnCtrlC: Ctrl-C typed at the confirmation prompt, on a terminal, stops the
+// command at once with exit code 130 and nothing replayed.
+func TestDLQReplayStopsOnCtrlC(t *testing.T) {
+	script := servicetest.RequireTool(t, "script", "apt-get install bsdutils (it gives the binary a terminal)")
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	client := servicetest.Client(t, brokers)
+	poison := &kgo.Record{Topic: servicetest.Topics.Failed, Value: []byte("{}"), Headers: []kgo.RecordHeader{
+		{Key: middleware.HeaderReasonCode, Value: []byte("panic")},
+		{Key: middleware.HeaderOriginal, Value: []byte(`{"transaction-id": "tty-1", "payload": {"message": "ping"}}`)},
+	}}
+	if err := client.ProduceSync(context.Background(), poison).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "--quiet", "--return", "--command", binary+" dlq replay", "/dev/null")
+	cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
+	keyboard, typing := io.Pipe()
+	cmd.Stdin = keyboard
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "[y/N]") {
+		if ctx.Err() != nil {
+			t.Fatalf("no prompt:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	typing.Write([]byte{3}) // Ctrl-C: the terminal sends SIGINT to the command
+	typing.Close()          // Wait waits for the copy of stdin to end
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(out.String(), "interrupted: nothing replayed") {
+		t.Errorf("after Ctrl-C at the prompt: %v, output:\n%s", err, out.String())
+	}
+	if n := endOffset(t, kadm.NewClient(client), servicetest.Topics.Requested); n != 0 {
+		t.Errorf("%d requests replayed after Ctrl-C", n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestDLQListFollowsUntilInterrupted: --follow prints records as they arrive and ends cleanly on
 // SIGINT.
 func TestDLQListFollowsUntilInterrupted(t *testing.T) {
@@ -616,8 +677,8 @@ func TestToolCompletions(t *testing.T) {
 func TestConfirmTakesOnlyYes(t *testing.T) {
 	for answer, want := range map[string]bool{"y\n": true, "YES\n": true, " yes \n": true, "y": true, "n\n": false, "\n": false, "": false, "yep\n": false} {
 		var out bytes.Buffer
-		if got := confirm(strings.NewReader(answer), &out, "Replay? "); got != want {
-			t.Errorf("answer %q: %v, want %v", answer, got, want)
+		if got, err := confirm(context.Background(), strings.NewReader(answer), &out, "Replay? "); got != want || err != nil {
+			t.Errorf("answer %q: %v %v, want %v", answer, got, err, want)
 		}
 		if !strings.HasPrefix(out.String(), "Replay? ") {
 			t.Errorf("the question was not asked: %q", out.String())

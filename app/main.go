@@ -23,6 +23,8 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitInterrupted is the shell's code for a command stopped by Ctrl-C (128 + SIGINT).
+	exitInterrupted = 130
 )
 
 func main() {

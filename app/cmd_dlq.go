@@ -52,7 +52,7 @@ func openQueue(ctx context.Context, common *shared) (*dlq.Queue, error) {
 }
 
 func newDLQCommand(common *shared) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := commandGroup(&cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect and replay the poison queue, <prefix>.failed",
 		Long: `Inspect and replay the poison queue, <prefix>.failed: every request the service did not
@@ -65,8 +65,7 @@ KAFKA_SASL_*); with KAFKA_BROKERS unset they use ` + devBroker + `, the embedded
 
 Exit codes: 0 done, 1 failure (Kafka unreachable within KAFKA_TIMEOUT, a replay not
 acknowledged), 2 bad usage or configuration, or a replay not confirmed.`,
-		Args: cobra.NoArgs,
-	}
+	})
 	cmd.AddCommand(
 		newDLQListCommand(common),
 		newDLQShowCommand(common),
@@ -175,16 +174,7 @@ func toolCommand(cmd *cobra.Command) *cobra.Command {
 	if cmd.ValidArgsFunction == nil {
 		cmd.ValidArgsFunction = cobra.NoFileCompletions
 	}
-	if args := cmd.Args; args != nil {
-		// Wrong arguments are bad usage (exit code 2), as wrong flags are.
-		cmd.Args = func(cmd *cobra.Command, a []string) error {
-			if err := args(cmd, a); err != nil {
-				return usageError{err}
-			}
-			return nil
-		}
-	}
-	return cmd
+	return cmd // wrong arguments are bad usage: argsAreUsage, applied to every command
 }
 
 func newDLQListCommand(common *shared) *cobra.Command {
@@ -193,7 +183,7 @@ func newDLQListCommand(common *shared) *cobra.Command {
 	var follow bool
 	cmd := toolCommand(&cobra.Command{
 		Use:   "list",
-		Short: "List poison records: time, position, transaction id, reason, source, attempts and a preview of the request",
+		Short: "List poison records: time, position, transaction id, reason, attempts, a preview",
 		Long: `List the records of <prefix>.failed, a partition after another, each in offset order, up to
 the end offsets known at the start (with --follow, then new records as they arrive, until
 Ctrl-C).
@@ -308,7 +298,7 @@ func newDLQStatsCommand(common *shared) *cobra.Command {
 	var output outputFlag
 	cmd := toolCommand(&cobra.Command{
 		Use:   "stats",
-		Short: "Count poison records by reason and by hour; the oldest, the newest, and those without the original request",
+		Short: "Count poison records by reason and by hour; the oldest and the newest",
 		Long: `Count the records of <prefix>.failed that the flags select: by reason code, by hour (UTC);
 the oldest and the newest; the records without the original request (from before the poison
 headers existed, or omitted because the request was too large), which cannot be replayed; and
@@ -412,7 +402,11 @@ terminal it refuses (exit code 2). --dry-run only shows.`,
 			}
 			if !yes {
 				question := fmt.Sprintf("Replay %d request(s) to %s? [y/N] ", n, q.Topics.Requested)
-				if !confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), question) {
+				ok, err := confirm(cmd.Context(), cmd.InOrStdin(), cmd.ErrOrStderr(), question)
+				if err != nil {
+					return err
+				}
+				if !ok {
 					return exitError{errors.New("not confirmed: nothing replayed"), exitUsage}
 				}
 			}
@@ -491,16 +485,29 @@ func writeReplaySummary(w io.Writer, s dlq.Summary, toReplay int, dryRun bool, t
 }
 
 // confirm asks question on out and reads the answer from in: only y or yes (any case) is a yes.
-func confirm(in io.Reader, out io.Writer, question string) bool {
+// Ctrl-C at the prompt (ctx done: main catches SIGINT) stops the command with exit code 130;
+// the read it abandons ends with the process.
+func confirm(ctx context.Context, in io.Reader, out io.Writer, question string) (bool, error) {
 	fmt.Fprint(out, question)
-	answer, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && answer == "" {
+	answered := make(chan string, 1)
+	go func() {
+		answer, _ := bufio.NewReader(in).ReadString('\n')
+		answered <- answer
+	}()
+	var answer string
+	select {
+	case answer = <-answered:
+	case <-ctx.Done():
 		fmt.Fprintln(out)
-		return false
+		return false, exitError{errors.New("interrupted: nothing replayed"), exitInterrupted}
+	}
+	if answer == "" { // end of input
+		fmt.Fprintln(out)
+		return false, nil
 	}
 	switch strings.ToLower(strings.TrimSpace(answer)) {
 	case "y", "yes":
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }

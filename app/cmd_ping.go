@@ -15,7 +15,7 @@ func newPingCommand(common *shared) *cobra.Command {
 	var timeout time.Duration
 	cmd := toolCommand(&cobra.Command{
 		Use:   "ping",
-		Short: "Send pings (and, with --malformed, bad requests) to the service and wait for every answer",
+		Short: "Send pings (and, with --malformed, bad requests) and wait for every answer",
 		Long: `Send --count pings to <prefix>.requested, and --malformed bad requests (malformed ones and
 non-pings, in turn), then wait for each answer on <prefix>.succeeded or <prefix>.failed and print
 its round trip; then a summary (sent, answered, round trip p50 and p99, unanswered).

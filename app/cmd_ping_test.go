@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,5 +89,80 @@ func TestPingReportsUnansweredRequests(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "pingpong: 3 of 3 request(s) did not get the answer they must get within 1s") {
 		t.Errorf("ping's error: %s", r)
+	}
+}
+
+// TestHelpReadsOnAScreen: every command's --help fits in 100 columns, shows the defaults a zero
+// hides, and says of --kafka-brokers what it means for the tools too.
+func TestHelpReadsOnAScreen(t *testing.T) {
+	for _, args := range [][]string{{}, {"ping"}, {"dlq"}, {"dlq", "list"}, {"dlq", "show"}, {"dlq", "stats"},
+		{"dlq", "replay"}, {"topics", "create"}, {"version"}, {"healthcheck"}} {
+		help := mustRun(t, nil, append(args, "--help")...)
+		for _, line := range strings.Split(help, "\n") {
+			if len(line) > 100 {
+				t.Errorf("pingpong %s --help: a line of %d characters: %q", strings.Join(args, " "), len(line), line)
+			}
+		}
+		if strings.Contains(help, "unset runs an embedded") {
+			t.Errorf("pingpong %s --help says the tools run an embedded broker:\n%s", strings.Join(args, " "), help)
+		}
+	}
+	if help := mustRun(t, nil, "--help"); !regexp.MustCompile(`--kafka-producer-linger duration(.|\n)*?\(default 0s\)\n +--kafka-`).MatchString(help) {
+		t.Errorf("--help does not show KAFKA_PRODUCER_LINGER's default:\n%s", help)
+	}
+}
+
+// TestREADMEPoisonQueueExampleIsTrue holds the README's worked example to the binary's real
+// output on the default transport: the positions, codes and sources of `dlq list`, and the
+// header values of `dlq show 0:0` that do not change from run to run (not times nor ids).
+func TestREADMEPoisonQueueExampleIsTrue(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(text, command string) string {
+		t.Helper()
+		_, after, ok := strings.Cut(text, "$ "+command+"\n")
+		if !ok {
+			t.Fatalf("no `%s` in the text", command)
+		}
+		out, _, _ := strings.Cut(after, "```")
+		out, _, _ = strings.Cut(out, "\n$ ")
+		return out
+	}
+	// The stable part: list's AT, CODE, ATTEMPTS, REPLAYS and SOURCE; show's stable headers.
+	listRow := regexp.MustCompile(`(?m)^\S+\s+(\d+:\d+)\s+\S+\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)`)
+	stable := func(list, show string) []string {
+		var got []string
+		for _, m := range listRow.FindAllStringSubmatch(list, -1) {
+			got = append(got, strings.Join(m[1:], " "))
+		}
+		for _, key := range []string{"handler_poisoned", "pingpong_attempts", "pingpong_reason_code", "pingpong_source_offset",
+			"pingpong_source_partition", "reason_poisoned", "subscriber_poisoned", "topic_poisoned"} {
+			m := regexp.MustCompile(`(?m)^  ` + key + `:\s+(.*)$`).FindStringSubmatch(show)
+			if m == nil {
+				got = append(got, key+"=(absent)")
+				continue
+			}
+			got = append(got, key+"="+m[1])
+		}
+		return got
+	}
+	want := stable(block(string(readme), "go run ./app dlq list"), block(string(readme), "go run ./app dlq show 0:0"))
+	if len(want) != 2+8 || strings.Contains(strings.Join(want, "\n"), "=(absent)") {
+		t.Fatalf("the README's example is not two poison records and a record in full:\n%s", strings.Join(want, "\n"))
+	}
+
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	env := append(serviceEnv(brokers), "TOPIC_PARTITIONS=1")
+	// The example's topics have one partition each, as `TOPIC_PARTITIONS=1 go run ./app` makes them.
+	mustRun(t, env, "topics", "create", "--topic-partitions", "1", "--topic-replication-factor", "1", "--topic-min-insync-replicas", "1")
+	p := startBinary(t, env)
+	defer p.Signal(t, syscall.SIGTERM, 20*time.Second)
+	mustRun(t, env, "ping", "--count", "3", "--malformed", "2", "--timeout", "30s")
+	got := stable(mustRun(t, env, "dlq", "list"), mustRun(t, env, "dlq", "show", "0:0"))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the README's example says\n%s\nthe binary says\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
 	}
 }

@@ -74,7 +74,21 @@ func startEmbedded(cfg *config.Service, logger *logrus.Logger) (*embedded.Broker
 	}
 	cfg.Kafka.Brokers = broker.Addr()
 	logger.WithField("broker", broker.Addr()).Warn("KAFKA_BROKERS is unset: running an embedded in-memory broker, for development only")
-	logger.Infof("Send a ping:   echo '{\"transaction-id\": \"1\", \"payload\": {\"message\": \"ping\"}}' | kcat -P -b %s -t %s", broker.Addr(), topics.Requested)
-	logger.Infof("Read answers:  kcat -C -b %s -t %s -t %s -f '%%t %%k %%s\\n'", broker.Addr(), topics.Succeeded, topics.Failed)
+	logHints(logger, broker.Addr(), topics)
 	return broker, nil
+}
+
+// logHints says how to try the embedded broker from another terminal. Each command is a field
+// with no double quote or backslash in it, so that it reads the same, and can be copied as is,
+// from a terminal, a file or a pipe, in text or JSON: the formatters escape only those.
+// kcat -C reads one topic (its last -t), hence a command for each answer topic.
+func logHints(logger *logrus.Logger, broker string, topics config.Topics) {
+	tool := "go run ./app"
+	if broker != devBroker { // EMBEDDED_BROKER_PORT moved it from where the tools look
+		tool = "KAFKA_BROKERS=" + broker + " " + tool
+	}
+	logger.WithField("command", tool+" ping").Info("Send pings and wait for their answers")
+	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Succeeded+" -K ' '").Info("Read the pongs")
+	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Failed+" -K ' '").Info("Read the poison queue")
+	logger.WithField("command", tool+" dlq list").Info("List the poison queue with why each failed")
 }

@@ -15,11 +15,10 @@ import (
 )
 
 func newTopicsCommand(common *shared) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := commandGroup(&cobra.Command{
 		Use:   "topics",
 		Short: "Manage the service's topics",
-		Args:  cobra.NoArgs,
-	}
+	})
 	var spec config.TopicSpec
 	create := &cobra.Command{
 		Use:   "create",

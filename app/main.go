@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,8 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitInterrupted is the shell's code for a command stopped by Ctrl-C (128 + SIGINT).
+	exitInterrupted = 130
 )
 
 func main() {
@@ -76,11 +79,63 @@ func newRootCommand() *cobra.Command {
 		return config.ApplyEnv(cmd.Flags(), os.LookupEnv)
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.Args = noSubcommand
 	root.AddCommand(
 		newTopicsCommand(&common),
 		newVersionCommand(),
 		newHealthcheckCommand(),
 		newDLQCommand(&common), newPingCommand(&common),
 	)
+	argsAreUsage(root)
+	// Flag help wrapped at 100 columns, so that no line runs to 200 characters.
+	root.SetUsageTemplate(strings.ReplaceAll(root.UsageTemplate(), "FlagUsages ", "FlagUsagesWrapped 100 "))
 	return root
+}
+
+// argsAreUsage makes wrong arguments bad usage (exit code 2) in cmd and every command under it,
+// as wrong flags are.
+func argsAreUsage(cmd *cobra.Command) {
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				var usage usageError
+				if errors.As(err, &usage) {
+					return err
+				}
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		argsAreUsage(sub)
+	}
+}
+
+// noSubcommand rejects an argument where a subcommand was expected, as bad usage (exit code 2),
+// with cobra's suggestions: `pingpong pign` says "Did you mean this? ping".
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which SuggestionsFor does not apply
+	}
+	if suggestions := cmd.SuggestionsFor(args[0]); len(suggestions) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(suggestions, "\n\t") + "\n"
+	}
+	msg += "\nRun '" + cmd.CommandPath() + " --help' for usage."
+	return usageError{errors.New(msg)}
+}
+
+// commandGroup makes cmd, a command that only holds subcommands, print its help when run alone
+// and reject anything else as bad usage. Without a RunE of its own, cobra would print the help
+// and exit 0 for `pingpong dlq lsit` too.
+func commandGroup(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = noSubcommand
+	cmd.SilenceUsage = true
+	cmd.SilenceErrors = true
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	return cmd
 }

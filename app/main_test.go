@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -119,7 +120,7 @@ func TestBadConfigurationStopsWithTheSettingNamed(t *testing.T) {
 		{"", "unknown flag: --no-such-flag", []string{"--no-such-flag"}},
 	} {
 		cmd := exec.Command(binary, tc.args...)
-		cmd.Env = append(os.Environ(), tc.env)
+		cmd.Env = append(servicetest.Environ(), tc.env)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
@@ -141,36 +142,66 @@ func TestVersionIsStamped(t *testing.T) {
 	}
 }
 
-// TestEmbeddedBrokerAnswersKcat is the README's quick start: the binary with no configuration at
-// all, and kcat, an independent client, on 127.0.0.1:9092.
+// TestEmbeddedBrokerAnswersKcat is the README's quick start: the binary with no Kafka
+// configuration at all, and the commands its log suggests, copied from a log that goes to a pipe
+// (so, in logrus's text format, quoted): kcat, an independent client, and `pingpong ping`.
+// Both ports are picked free, so that it passes beside a running `go run ./app`.
 func TestEmbeddedBrokerAnswersKcat(t *testing.T) {
 	kcat := servicetest.RequireTool(t, "kcat", "apt-get install kcat")
-	p := startBinary(t, nil)
+	p := startBinary(t, []string{"EMBEDDED_BROKER_PORT=0", "HTTP_ADDR=127.0.0.1:0"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for !strings.Contains(p.Output.String(), "Starting handler") {
+	ready := regexp.MustCompile(`msg="Ready: [^"]*" http="(http://[^"]+)"`)
+	for !ready.MatchString(p.Output.String()) {
 		if err, exited := p.Exited(); exited {
-			t.Fatalf("the service exited (%v); is 127.0.0.1:9092 or :8080 in use?", err)
+			t.Fatalf("the service exited (%v):\n%s", err, p.Output.String())
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the service did not start within a minute")
+			t.Fatalf("no Ready line within a minute:\n%s", p.Output.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	produce := exec.CommandContext(ctx, kcat, "-P", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.requested")
-	produce.Stdin = strings.NewReader(`{"transaction-id": "kcat-1", "payload": {"message": "ping"}}` + "\n")
+	log := p.Output.String()
+	httpURL := ready.FindStringSubmatch(log)[1]
+	if resp, err := http.Get(httpURL + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s/healthz, the Ready line's address: %v %v", httpURL, resp, err)
+	}
+	hints := map[string]string{}
+	for _, m := range regexp.MustCompile(`msg="([^"]*)" command="([^"]*)"`).FindAllStringSubmatch(log, -1) {
+		if strings.Contains(m[2], `\`) {
+			t.Errorf("the hint %q is escaped: copied, it is not the command", m[2])
+		}
+		hints[m[1]] = m[2]
+	}
+	broker := regexp.MustCompile(`broker="([^"]+)"`).FindStringSubmatch(log)[1]
+	shell := func(command string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "sh", "-c", command)
+		cmd.Env = servicetest.Environ()
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v %s", command, err, out)
+		}
+		return string(out)
+	}
+
+	produce := exec.CommandContext(ctx, kcat, "-P", "-b", broker, "-t", "dev.pingpong.requested", "-k", "kcat-1")
+	produce.Stdin = strings.NewReader(`{"transaction-id": "kcat-1", "payload": {"message": "ping"}}` + "\n" +
+		`{"transaction-id": "kcat-2", "payload": {"message": "pong"}}` + "\n")
 	if out, err := produce.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P: %v %s", err, out)
 	}
-	// -o beginning -c 1: the first answer; -e would end before it arrives.
-	consume := exec.CommandContext(ctx, kcat, "-C", "-b", "127.0.0.1:9092", "-t", "dev.pingpong.succeeded", "-o", "beginning", "-c", "1", "-q", "-f", "%k %s\n")
-	out, err := consume.Output() // the record on stdout; kcat's notes go to stderr
-	if err != nil {
-		t.Fatalf("kcat -C: %v %s", err, out)
+	// -c 1: the first answer, then exit; the hint itself follows the topic for ever.
+	if got, want := strings.TrimSpace(shell(hints["Read the pongs"]+" -c 1 -q")), `kcat-1 {"transaction-id": "kcat-1", "payload": {"message": "pong"}}`; got != want {
+		t.Errorf("%q read %q, want %q", hints["Read the pongs"], got, want)
 	}
-	if got, want := strings.TrimSpace(string(out)), `kcat-1 {"transaction-id": "kcat-1", "payload": {"message": "pong"}}`; got != want {
-		t.Errorf("kcat read %q, want %q", got, want)
+	if got, want := strings.TrimSpace(shell(hints["Read the poison queue"]+" -c 1 -q")), `kcat-2 {"transaction-id": "kcat-2", "payload": {"message": "Error the message doesn't contain 'ping'"}}`; got != want {
+		t.Errorf("%q read %q, want %q", hints["Read the poison queue"], got, want)
+	}
+	ping := strings.Replace(hints["Send pings and wait for their answers"], "go run ./app", binary, 1)
+	if out := shell(ping + " --count 2"); !strings.Contains(out, "sent 2, answered 2, unanswered 0, unexpected 0") {
+		t.Errorf("%s:\n%s", ping, out)
 	}
 	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -185,7 +216,7 @@ func TestTopicsCreateIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	env := append(os.Environ(), "KAFKA_BROKERS="+strings.Join(cluster.ListenAddrs(), ","), "TOPIC_PREFIX=prod.pp")
+	env := append(servicetest.Environ(), "KAFKA_BROKERS="+strings.Join(cluster.ListenAddrs(), ","), "TOPIC_PREFIX=prod.pp")
 	create := func() string {
 		cmd := exec.Command(binary, "topics", "create", "--topic-partitions", "6", "--topic-min-insync-replicas", "1")
 		cmd.Env = env
@@ -222,7 +253,7 @@ func TestTopicsCreateIsIdempotent(t *testing.T) {
 
 	// Without brokers it says which setting is missing.
 	cmd := exec.Command(binary, "topics", "create")
-	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=")
+	cmd.Env = append(servicetest.Environ(), "KAFKA_BROKERS=")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "KAFKA_BROKERS") {

@@ -50,7 +50,7 @@ func TestOperatorCommandsAndServiceUseTheSameSecuritySettings(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 
 	create := exec.Command(binary, "topics", "create")
-	create.Env = append(os.Environ(), secureEnv(t, pki, brokers, password)...)
+	create.Env = append(servicetest.Environ(), secureEnv(t, pki, brokers, password)...)
 	out, err := create.CombinedOutput()
 	if err != nil {
 		t.Fatalf("topics create over mutual TLS and SCRAM: %v\n%s", err, out)
@@ -61,7 +61,7 @@ func TestOperatorCommandsAndServiceUseTheSameSecuritySettings(t *testing.T) {
 
 	for _, args := range [][]string{nil, {"topics", "create"}} {
 		wrong := exec.Command(binary, args...)
-		wrong.Env = append(os.Environ(), secureEnv(t, pki, brokers, "not-"+password)...)
+		wrong.Env = append(servicetest.Environ(), secureEnv(t, pki, brokers, "not-"+password)...)
 		out, err = wrong.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -367,5 +368,38 @@ func TestDockerfileBuildsAStaticStampedBinary(t *testing.T) {
 		if !strings.Contains(string(version), want) {
 			t.Errorf("pingpong version = %q, want it to show %s from the build arguments", version, want)
 		}
+	}
+}
+
+// TestDocsExecTheImagesBinary: every `kubectl exec ... -- <binary>` the docs and the chart's
+// NOTES.txt give runs the binary where the Dockerfile puts it; the image has no shell to find
+// another.
+func TestDocsExecTheImagesBinary(t *testing.T) {
+	stages := parseDockerfile(t)
+	final := stages[len(stages)-1]
+	entrypoint := final.find("ENTRYPOINT")[0]
+	binary := execForm(t, entrypoint, entrypoint.args)[0]
+
+	docs, _ := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	docs = append(docs, filepath.Join(repoRoot, "README.md"),
+		filepath.Join(repoRoot, "helm", "pingpong", "README.md"),
+		filepath.Join(repoRoot, "helm", "pingpong", "templates", "NOTES.txt"))
+	exec := regexp.MustCompile(`kubectl .*\bexec\b.* -- (\S*pingpong)\b`) // the other execs are Kafka's
+	var seen int
+	for _, doc := range docs {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range exec.FindAllStringSubmatch(string(data), -1) {
+			seen++
+			if m[1] != binary {
+				rel, _ := filepath.Rel(repoRoot, doc)
+				t.Errorf("%s: %q runs %s; the image's binary is %s", rel, m[0], m[1], binary)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("no kubectl exec in the docs: the test reads the wrong files")
 	}
 }

@@ -2,7 +2,10 @@ package deployments
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -60,6 +63,48 @@ func TestTaskfileSaysWhenDockerIsMissing(t *testing.T) {
 		}
 		if !strings.Contains(string(out), "docker is not installed") {
 			t.Errorf("task %s without docker says %q, want a message that docker is not installed", name, out)
+		}
+	}
+}
+
+// TestTaskfileImageNeedsNoCompose: `task image` runs docker build, so a docker without the
+// Compose plugin builds the image.
+func TestTaskfileImageNeedsNoCompose(t *testing.T) {
+	task := requireTool(t, "task", installTask)
+	bin := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "calls")
+	// A docker with an engine and no Compose plugin, that writes down what it is asked.
+	fake := "#!/bin/sh\necho \"$*\" >>" + calls + "\ncase \"$1\" in compose) echo 'docker: unknown command: docker compose' >&2; exit 1;; esac\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(task, "image")
+	cmd.Dir = repoRoot
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("task image with docker but no Compose plugin: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(calls)
+	if !strings.Contains(string(got), "\nbuild ") && !strings.HasPrefix(string(got), "build ") {
+		t.Errorf("task image did not run docker build; docker was called with:\n%s", got)
+	}
+}
+
+// TestTaskfileLintSaysWhichToolIsMissing: without yamllint, actionlint and shellcheck, `task
+// lint` still runs gofmt and go vet, then fails naming each missing tool.
+func TestTaskfileLintSaysWhichToolIsMissing(t *testing.T) {
+	task := requireTool(t, "task", installTask)
+	goBin := filepath.Join(runtime.GOROOT(), "bin") // go and gofmt, and nothing else
+	cmd := exec.Command(task, "lint")
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "PATH="+goBin+":/nonexistent")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("task lint passed without the linters:\n%s", out)
+	}
+	for _, want := range []string{"go vet ./...", "not checked, the tool is missing", "yamllint: apt-get install yamllint", "actionlint: go install", "shellcheck: apt-get install shellcheck"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("task lint does not say %q:\n%s", want, out)
 		}
 	}
 }

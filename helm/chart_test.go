@@ -797,8 +797,8 @@ func mustJSON(v any) string {
 
 func checkNotes(t *testing.T, r *release) {
 	for _, want := range []string{
-		fmt.Sprintf("kubectl -n %s exec deploy/%s -- /pingpong ping", namespace, r.deployment.Name),
-		fmt.Sprintf("kubectl -n %s exec deploy/%s -- /pingpong dlq list", namespace, r.deployment.Name),
+		fmt.Sprintf("kubectl -n %s exec deploy/%s -- /usr/local/bin/pingpong ping", namespace, r.deployment.Name),
+		fmt.Sprintf("kubectl -n %s exec deploy/%s -- /usr/local/bin/pingpong dlq list", namespace, r.deployment.Name),
 		r.env(t, r.deployment.Spec.Template.Spec.Containers[0])["TOPIC_PREFIX"] + ".failed",
 	} {
 		if !strings.Contains(r.notes, want) {

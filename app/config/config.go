@@ -29,7 +29,7 @@ type Kafka struct {
 // AddFlags registers the settings on fs.
 func (k *Kafka) AddFlags(fs *pflag.FlagSet) {
 	b := binder{fs}
-	b.String(&k.Brokers, "KAFKA_BROKERS", "", "Kafka bootstrap brokers, host:port,host:port; unset runs an embedded development broker")
+	b.String(&k.Brokers, "KAFKA_BROKERS", "", "Kafka bootstrap brokers, host:port,host:port; unset, the service runs an embedded development broker on 127.0.0.1:9092 and the tools use it")
 	b.String(&k.TopicPrefix, "TOPIC_PREFIX", "dev.pingpong", "prefix of the topics <prefix>.requested, <prefix>.succeeded and <prefix>.failed")
 	b.Duration(&k.Timeout, "KAFKA_TIMEOUT", 10*time.Second, "how long to wait for the cluster before giving up on a request")
 	k.TLS.addFlags(b)

@@ -34,18 +34,37 @@ func (b binder) String(p *string, env, def, usage string) {
 	b.annotate(env)
 }
 
+// zeroDefault is the "(default ...)" pflag leaves out of --help for a zero number or duration,
+// where 0 is a real setting (KAFKA_PRODUCER_LINGER=0 is no linger), not "unset".
+func zeroDefault(usage, def string) string { return usage + " (default " + def + ")" }
+
 func (b binder) Int(p *int, env string, def int, usage string) {
-	b.fs.IntVar(p, FlagName(env), def, b.usage(env, usage))
+	if def == 0 {
+		usage = zeroDefault(b.usage(env, usage), "0")
+	} else {
+		usage = b.usage(env, usage)
+	}
+	b.fs.IntVar(p, FlagName(env), def, usage)
 	b.annotate(env)
 }
 
 func (b binder) Float(p *float64, env string, def float64, usage string) {
-	b.fs.Float64Var(p, FlagName(env), def, b.usage(env, usage))
+	if def == 0 {
+		usage = zeroDefault(b.usage(env, usage), "0")
+	} else {
+		usage = b.usage(env, usage)
+	}
+	b.fs.Float64Var(p, FlagName(env), def, usage)
 	b.annotate(env)
 }
 
 func (b binder) Duration(p *time.Duration, env string, def time.Duration, usage string) {
-	b.fs.DurationVar(p, FlagName(env), def, b.usage(env, usage))
+	if def == 0 {
+		usage = zeroDefault(b.usage(env, usage), "0s")
+	} else {
+		usage = b.usage(env, usage)
+	}
+	b.fs.DurationVar(p, FlagName(env), def, usage)
 	b.annotate(env)
 }
 

@@ -474,10 +474,22 @@ func TestFollowSeesNewRecordsUntilCancelled(t *testing.T) {
 	}
 }
 
+// TestOpenFailsWithinTheTimeout: a listener that never answers is given up on after KAFKA_TIMEOUT.
 func TestOpenFailsWithinTheTimeout(t *testing.T) {
-	k := config.Kafka{Brokers: closedPort(t), TopicPrefix: servicetest.Prefix, Timeout: 500 * time.Millisecond}
+	k := config.Kafka{Brokers: silentListener(t), TopicPrefix: servicetest.Prefix, Timeout: 500 * time.Millisecond}
 	_, err := dlq.Open(context.Background(), k)
 	want := "cannot reach Kafka at " + k.Brokers + " within 500ms (KAFKA_TIMEOUT): "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Open: %v, want %q...", err, want)
+	}
+}
+
+// TestOpenFailsAtOnceWhenRefused: a closed port is the service's "no broker listens", without
+// waiting for KAFKA_TIMEOUT (an hour here: the test would time out first).
+func TestOpenFailsAtOnceWhenRefused(t *testing.T) {
+	k := config.Kafka{Brokers: closedPort(t), TopicPrefix: servicetest.Prefix, Timeout: time.Hour}
+	_, err := dlq.Open(context.Background(), k)
+	want := "no broker listens at KAFKA_BROKERS=" + k.Brokers + ": "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Open: %v, want %q...", err, want)
 	}
@@ -518,6 +530,26 @@ func header(r *kgo.Record, key string) string {
 }
 
 // closedPort is a loopback address where nothing listens.
+// silentListener accepts connections and never answers, like a firewall that drops packets.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
+}
+
 func closedPort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

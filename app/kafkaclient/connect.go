@@ -16,8 +16,9 @@ import (
 
 // Connect opens a franz-go client with the shared settings plus opts and makes sure a broker
 // answers within KAFKA_TIMEOUT, so that an operator tool pointed at the wrong address fails
-// with an error that says so rather than hanging on its first request. A refused TLS handshake
-// or SASL login gets the same explanation as the service's start-up Check.
+// with an error that says so rather than hanging on its first request. A refused connection,
+// TLS handshake or SASL login fails at once with the same explanation as the service's
+// start-up Check ("no broker listens at ..."); only silence waits the whole KAFKA_TIMEOUT.
 func Connect(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*kgo.Client, error) {
 	base, err := Options(k)
 	if err != nil {
@@ -41,16 +42,17 @@ func Connect(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*kgo.Client,
 	return client, nil
 }
 
-// unreachable is an error that says only that no broker answered: nothing listens, or nothing
-// answered in time.
+// unreachable is an error that says only that nothing answered in time.
 func unreachable(err error) bool {
 	var exchange *saslError
-	return !errors.As(err, &exchange) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded))
+	return !errors.As(err, &exchange) && !errors.Is(err, syscall.ECONNREFUSED) && errors.Is(err, context.DeadlineExceeded)
 }
 
 // ping asks the brokers for metadata until one answers or timeout passes. A refused
-// connection is tried again: the broker may be starting (`go run ./app` in another terminal).
-// refused reports a login the broker turned down, which no retry changes.
+// connection is not tried again: kgo's Ping has tried every broker, and a newcomer who typed
+// the wrong address (or has not started `go run ./app`) should hear so in milliseconds, as the
+// service says it, not after KAFKA_TIMEOUT of silence. refused reports a login the broker
+// turned down, which no retry changes either.
 func ping(ctx context.Context, client *kgo.Client, timeout time.Duration, refused func() bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -62,6 +64,9 @@ func ping(ctx context.Context, client *kgo.Client, timeout time.Duration, refuse
 		var kafkaErr *kerr.Error
 		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable || refused() {
 			return err // the broker answered, with a refusal (SASL authentication, say)
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return err // nothing listens there
 		}
 		select {
 		case <-ctx.Done():

@@ -186,6 +186,15 @@ func (s *Service) Run(ctx context.Context) error {
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()
 	go func() { routerErr <- s.router.Run(routerCtx) }()
+	go func() {
+		select {
+		case <-s.router.Running():
+			// One line that says the service is answering, with the address it really listens on
+			// (HTTP_ADDR=:0 picks a port).
+			s.log.WithField("http", "http://"+s.HTTPAddr()).Info("Ready: answering requests; /metrics, /healthz and /readyz on http")
+		case <-routerCtx.Done():
+		}
+	}()
 
 	var err error
 	select {

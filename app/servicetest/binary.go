@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pingpong/pingpong/app/config"
 )
 
 // BuildBinary builds the pingpong binary from the app package at appDir into a temporary
@@ -42,7 +44,7 @@ type Process struct {
 func StartBinary(t testing.TB, binary string, env []string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(Environ(), env...)
 	p := &Process{cmd: cmd, Output: &SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.Output, p.Output
 	if err := cmd.Start(); err != nil {
@@ -97,4 +99,23 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
+}
+
+// Environ is the test process's environment without any setting the binary reads
+// (KAFKA_BROKERS, HTTP_ADDR, LOG_LEVEL, ...), for running the binary: a test says every setting
+// it depends on, so a developer's exported KAFKA_BROKERS or the Taskfile's cannot point the
+// binary at another broker or port.
+func Environ() []string {
+	settings := map[string]bool{}
+	for _, name := range config.ServiceEnvNames() {
+		settings[name] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !settings[name] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -41,6 +42,7 @@ type Service struct {
 	router   *message.Router
 	closers  []func() error // closed in order after the router
 	probe    *kgo.Client    // reachability of the cluster, for /readyz
+	reach    reachability   // the last probe's result, so that /readyz costs the cluster at most one request a second
 	listener net.Listener
 	http     *http.Server
 }
@@ -168,12 +170,37 @@ func (s *Service) ready(ctx context.Context) error {
 	if !s.router.IsRunning() || s.router.IsClosed() {
 		return errors.New("the router is not running")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := s.probe.Ping(ctx); err != nil {
+	if err := s.reach.check(s.probe.Ping); err != nil {
 		return fmt.Errorf("no broker answers: %w", err)
 	}
 	return nil
+}
+
+// reachability caches whether a broker answers: a burst of /readyz calls (a misconfigured
+// probe, a client loop) would otherwise send one Metadata request each to the cluster.
+type reachability struct {
+	mu      sync.Mutex
+	checked time.Time
+	err     error
+}
+
+// reachabilityTTL is how long a probe's result answers /readyz.
+const reachabilityTTL = time.Second
+
+// check returns the last result if younger than reachabilityTTL, else pings once (callers
+// meanwhile wait for that ping rather than sending their own).
+func (r *reachability) check(ping func(context.Context) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.checked.IsZero() && time.Since(r.checked) < reachabilityTTL {
+		return r.err
+	}
+	// Not the caller's context: a probe cancelled by its caller must not be cached as a failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.err = ping(ctx)
+	r.checked = time.Now()
+	return r.err
 }
 
 // Run runs the router and the HTTP server until ctx is done or one of them fails, then shuts

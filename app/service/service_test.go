@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +216,33 @@ func head(s []string) []string {
 		return s[:10]
 	}
 	return s
+}
+
+// A burst of /readyz calls is answered from the last probe: the cluster sees a handful of
+// Metadata requests, not one a call (a client loop once sent 2,224 a second).
+func TestReadinessBurstCostsTheClusterAFewRequests(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	svc := servicetest.Start(t, servicetest.Config(t, cluster.ListenAddrs()))
+	base := "http://" + svc.HTTPAddr()
+	waitFor(t, 10*time.Second, func() bool { return status(base+"/readyz") == http.StatusOK })
+
+	var metadata atomic.Int64
+	cluster.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		metadata.Add(1)
+		return nil, nil, false
+	})
+	const calls = 300
+	start := time.Now()
+	for range calls {
+		if code := status(base + "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz %d during the burst", code)
+		}
+	}
+	elapsed := time.Since(start)
+	// One probe a second, plus the other clients' own Metadata requests (a few at most).
+	if got, most := metadata.Load(), int64(elapsed/time.Second)+5; got > most {
+		t.Errorf("%d /readyz calls in %v sent %d Metadata requests, want at most %d", calls, elapsed, got, most)
+	}
+	t.Logf("%d /readyz calls in %v: %d Metadata requests at the broker", calls, elapsed.Round(time.Millisecond), metadata.Load())
 }

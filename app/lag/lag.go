@@ -69,6 +69,10 @@ type Partition struct {
 	Committed int64
 	// Lag is the records the group has still to read.
 	Lag int64
+	// Stalled is how long the committed offset has not moved while the partition had lag: 0
+	// when it moves or there is nothing to read. A partition that cannot get past a record, or
+	// that no member consumes, grows it; a slow one does not.
+	Stalled time.Duration
 }
 
 // Collector is a prometheus.Collector of the group's lag, measured in the background.
@@ -76,11 +80,13 @@ type Collector struct {
 	cfg Config
 	adm *kadm.Client
 
-	lag, end, committed *prometheus.Desc
-	pollErrors          prometheus.Counter
+	lag, end, committed, stalled *prometheus.Desc
+	pollErrors                   prometheus.Counter
 
-	mu       sync.Mutex
-	last     []Partition
+	mu   sync.Mutex
+	last []Partition
+	// movedAt is when each partition's committed offset last moved, or it last had no lag.
+	movedAt  map[int32]time.Time
 	lastAt   time.Time
 	failing  bool
 	stop     context.CancelFunc
@@ -113,6 +119,10 @@ func NewCollector(adm *kadm.Client, cfg Config) *Collector {
 		committed: prometheus.NewDesc("pingpong_consumer_committed_offset",
 			"Offset the consumer group committed on the partition (the next record it reads), or -1 if it never committed there. Its rate is the rate records are done.",
 			labels, nil),
+		stalled: prometheus.NewDesc("pingpong_consumer_stalled_seconds",
+			"Seconds the consumer group's committed offset on the partition has not moved while the partition had records to read; 0 while it moves or there is nothing to read.",
+			labels, nil),
+		movedAt: map[int32]time.Time{},
 		pollErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pingpong_consumer_lag_poll_errors_total",
 			Help: "Lag measurements that failed (the cluster did not answer in time, or refused); the lag is not exported once it is stale.",
@@ -174,7 +184,19 @@ func (c *Collector) Poll(ctx context.Context) error {
 		c.cfg.Logger.WithFields(logrus.Fields{"group": c.cfg.Group, "topic": c.cfg.Topic}).Info("Measuring the consumer lag again")
 	}
 	c.failing = false
-	c.last, c.lastAt = partitions, time.Now()
+	now := time.Now()
+	previous := map[int32]Partition{}
+	for _, p := range c.last {
+		previous[p.Partition] = p
+	}
+	for i, p := range partitions {
+		before, known := previous[p.Partition]
+		if _, seen := c.movedAt[p.Partition]; !seen || !known || p.Lag == 0 || p.Committed != before.Committed {
+			c.movedAt[p.Partition] = now
+		}
+		partitions[i].Stalled = now.Sub(c.movedAt[p.Partition])
+	}
+	c.last, c.lastAt = partitions, now
 	return nil
 }
 
@@ -246,6 +268,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.end
 	ch <- c.committed
+	ch <- c.stalled
 	c.pollErrors.Describe(ch)
 }
 
@@ -257,6 +280,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(p.Lag), labels...)
 		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.End), labels...)
 		ch <- prometheus.MustNewConstMetric(c.committed, prometheus.GaugeValue, float64(p.Committed), labels...)
+		ch <- prometheus.MustNewConstMetric(c.stalled, prometheus.GaugeValue, p.Stalled.Seconds(), labels...)
 	}
 	c.pollErrors.Collect(ch)
 }

@@ -111,11 +111,43 @@ func TestLagIsEndOffsetMinusCommittedOffset(t *testing.T) {
 				"pingpong_consumer_committed_offset{2}":   -1,
 				"pingpong_consumer_lag_poll_errors_total": 0,
 			}
-			if got := values(t, c); !maps.Equal(got, want) {
+			got := values(t, c)
+			maps.DeleteFunc(got, func(name string, _ float64) bool {
+				return strings.HasPrefix(name, "pingpong_consumer_stalled_seconds") // TestAStalledPartitionIsMeasured
+			})
+			if !maps.Equal(got, want) {
 				t.Fatalf("metrics:\n got %v\nwant %v", got, want)
 			}
 			lintAndCheckLabels(t, c)
 		})
+	}
+}
+
+// A partition whose committed offset does not move while it has records to read is stalled
+// for as long as that lasts; a partition with nothing to read is not, and a commit ends it.
+func TestAStalledPartitionIsMeasured(t *testing.T) {
+	_, client, adm := cluster(t)
+	produce(t, client, 0, 10)
+	produce(t, client, 1, 5)
+	commit(t, adm, map[int32]int64{0: 4, 1: 5}) // 0 has lag, 1 has none
+	c := newCollector(t, adm, lag.Config{})
+	time.Sleep(300 * time.Millisecond)
+	if err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := values(t, c)
+	if s := got["pingpong_consumer_stalled_seconds{0}"]; s < 0.3 {
+		t.Errorf("partition 0 has lag and no commit for 300 ms: stalled %v s", s)
+	}
+	if s := got["pingpong_consumer_stalled_seconds{1}"]; s != 0 {
+		t.Errorf("partition 1 has nothing to read: stalled %v s, want 0", s)
+	}
+	commit(t, adm, map[int32]int64{0: 6})
+	if err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := values(t, c)["pingpong_consumer_stalled_seconds{0}"]; s != 0 {
+		t.Errorf("after a commit: stalled %v s, want 0", s)
 	}
 }
 

@@ -42,9 +42,11 @@ type Service struct {
 	router   *message.Router
 	closers  []func() error // closed in order after the router
 	probe    *kgo.Client    // reachability of the cluster, for /readyz
-	reach    reachability   // the last probe's result, so that /readyz costs the cluster at most one request a second
-	listener net.Listener
-	http     *http.Server
+	// assignment follows the consumer group: an instance out of its group is not ready.
+	assignment *transport.Assignment
+	reach      reachability // the last probe's result, so that /readyz costs the cluster at most one request a second
+	listener   net.Listener
+	http       *http.Server
 }
 
 // New builds the service from a validated configuration. It connects to the cluster and opens
@@ -70,7 +72,8 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	if err := kafkaclient.Check(context.Background(), cfg.Kafka); err != nil {
 		return nil, err
 	}
-	kafka, err := transport.New(cfg, wmLogger, transport.NewAssignment(s.registry))
+	s.assignment = transport.NewAssignment(s.registry)
+	kafka, err := transport.New(cfg, wmLogger, s.assignment)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +175,9 @@ func (s *Service) ready(ctx context.Context) error {
 	}
 	if err := s.reach.check(s.probe.Ping); err != nil {
 		return fmt.Errorf("no broker answers: %w", err)
+	}
+	if !s.assignment.Joined() {
+		return fmt.Errorf("not in the consumer group %s (yet): the instance answers nothing", s.cfg.ConsumerGroup)
 	}
 	return nil
 }

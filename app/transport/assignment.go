@@ -19,6 +19,8 @@ import (
 type Assignment struct {
 	partitions prometheus.Gauge
 	rebalances prometheus.Counter
+	joined     prometheus.Gauge
+	inGroup    bool
 
 	mu         sync.Mutex
 	owned      map[string]map[int32]bool
@@ -37,15 +39,49 @@ func NewAssignment(reg prometheus.Registerer) *Assignment {
 			Name: "pingpong_rebalances_total",
 			Help: "Consumer group rebalances that changed this instance's partitions (once per generation).",
 		}),
+		joined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pingpong_group_joined",
+			Help: "1 once this instance has joined its consumer group (even with no partitions), 0 before, and while it fails to take part in the group.",
+		}),
 		owned: map[string]map[int32]bool{},
 	}
-	reg.MustRegister(a.partitions, a.rebalances)
+	reg.MustRegister(a.partitions, a.rebalances, a.joined)
 	return a
+}
+
+// Joined tells whether the instance takes part in its consumer group: it joined it, and has not
+// failed to stay in it since. An instance that cannot join (a group of the other transport, an
+// ACL) answers nothing however healthy it is otherwise.
+func (a *Assignment) Joined() bool {
+	if a == nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.inGroup
+}
+
+// GroupFailed records that the instance fell out of its group or failed to join it; the next
+// assignment records it back in.
+func (a *Assignment) GroupFailed() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inGroup = false
+	a.joined.Set(0)
 }
 
 // Assigned records partitions the group gave this instance in generation.
 func (a *Assignment) Assigned(generation int32, partitions map[string][]int32) {
 	a.change(generation, partitions, true)
+	if a != nil {
+		a.mu.Lock()
+		a.inGroup = true
+		a.joined.Set(1)
+		a.mu.Unlock()
+	}
 }
 
 // Revoked records partitions the group took back (revoked, or lost) in generation.

@@ -21,7 +21,7 @@ pingpong_partitions_assigned ` + itoa(partitions) + `
 # TYPE pingpong_rebalances_total counter
 pingpong_rebalances_total ` + itoa(rebalances) + `
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pingpong_partitions_assigned", "pingpong_rebalances_total"); err != nil {
 		t.Errorf("%s: %v", when, err)
 	}
 }
@@ -55,4 +55,44 @@ func TestAssignmentFollowsEagerAndCooperativeRebalances(t *testing.T) {
 
 	var none *transport.Assignment
 	none.Assigned(6, map[string][]int32{"t": {9}}) // a nil Assignment does nothing
+}
+
+// An instance is in its group once it has been assigned partitions, even none, and out of it
+// from a failure to take part until the next assignment.
+func TestJoinedFollowsTheGroupSession(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := transport.NewAssignment(reg)
+	joined := func() float64 { return testutil.ToFloat64(collectorNamed(t, reg, "pingpong_group_joined")) }
+	if a.Joined() || joined() != 0 {
+		t.Fatal("in the group before joining it")
+	}
+	a.Assigned(1, map[string][]int32{"t": {}})
+	if !a.Joined() || joined() != 1 {
+		t.Fatal("not in the group after an assignment of no partitions")
+	}
+	a.GroupFailed()
+	if a.Joined() || joined() != 0 {
+		t.Fatal("still in the group after failing to take part in it")
+	}
+	a.Assigned(2, map[string][]int32{"t": {0}})
+	if !a.Joined() {
+		t.Fatal("not back in the group after the next assignment")
+	}
+}
+
+// collectorNamed is the registered gauge of that name, as a collector for testutil.
+func collectorNamed(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			value := f.GetMetric()[0].GetGauge().GetValue()
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "copy"}, func() float64 { return value })
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return nil
 }

@@ -332,6 +332,15 @@ func (c *consumer) undecodableWhy(codec kgo.CompressionCodecType, err error) str
 	return fmt.Sprintf("%s: %v", name, err)
 }
 
+// OnGroupManageError implements kgo.HookGroupManageError: the client left its group session (or
+// could not join one) and backs off before it tries again.
+func (c *consumer) OnGroupManageError(err error) {
+	if !errors.Is(err, context.Canceled) {
+		c.cfg.Assignment.GroupFailed()
+		c.logger.Error("Not in the consumer group; joining again", err, nil)
+	}
+}
+
 // OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered. A record of an uncompressed batch
 // holds its bytes in the fetch response, which no decompressor counted: it is counted from here
 // until it is recycled.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -16,43 +17,108 @@ import (
 // uuidHeader carries the Watermill message UUID, as in watermill-kafka.
 const uuidHeader = kafka.UUIDHeaderKey
 
-// FranzPublisher is a Watermill publisher on franz-go's asynchronous, batching, idempotent
-// producer. Publish hands the records to the producer and returns once the broker has
-// acknowledged every one (acks=all), so it keeps the synchronous publisher's promise while the
-// records of many concurrent Publish calls share batches.
+// FranzPublisher is a Watermill publisher on franz-go's batching, idempotent producer. Publish
+// returns once the broker has acknowledged every record of the call (acks=all), so it keeps the
+// synchronous publisher's promise while the records of many concurrent Publish calls share
+// produce requests.
+//
+// The records go out in flights: one flight at a time, each carrying every record that was
+// published while the one before it was in flight. A broker serves the requests of a
+// connection one after another, so with a write that takes milliseconds (a replicated acks=all
+// write) the idempotent producer's five requests in flight only queue there, each carrying what
+// had gathered since the one before it: a few answers. One flight at a time makes each request
+// carry all that gathered during the previous round trip, and an answer at light load still goes
+// out at once, with no timer (docs/performance.md has the figures). franz-go allows one request
+// in flight per broker only with idempotence off; flights keep it on, and with it the order and
+// the absence of duplicates of the producer's own retries.
 //
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
 // _watermill_message_uuid) and the transaction id as the key, like the Sarama path.
 type FranzPublisher struct {
 	client *kgo.Client
-	once   sync.Once
+	// linger is how long a flight waits for more records before it is sent (KAFKA_PRODUCER_LINGER).
+	linger time.Duration
+
+	mu      sync.Mutex
+	waiting []outgoing // records published since the current flight left
+	flying  bool       // a flight is being sent or waits for its acknowledgements
+	once    sync.Once
+}
+
+// outgoing is a record waiting for its flight.
+type outgoing struct {
+	ctx  context.Context
+	rec  *kgo.Record
+	done func(*kgo.Record, error)
 }
 
 // NewFranzPublisher connects a publisher; opts are the client options (kafkaclient.Options plus
-// producer tuning).
-func NewFranzPublisher(opts ...kgo.Opt) (*FranzPublisher, error) {
-	client, err := kgo.NewClient(opts...)
+// producer tuning), linger the wait of each flight for more records (0: none).
+func NewFranzPublisher(linger time.Duration, opts ...kgo.Opt) (*FranzPublisher, error) {
+	client, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
+		// Records are sent when their flight leaves (Flush), not as they are produced.
+		kgo.ManualFlushing(),
+		// A flight holds at most the messages in flight (the windows and the budget bound
+		// them); with manual flushing franz-go refuses records past its own bound.
+		kgo.MaxBufferedRecords(maxFlightRecords),
+	)...)
 	if err != nil {
 		return nil, err
 	}
-	return &FranzPublisher{client: client}, nil
+	return &FranzPublisher{client: client, linger: linger}, nil
 }
+
+// maxFlightRecords is franz-go's bound on the records buffered for a flight: far above what the
+// subscriber keeps in flight, so never the limit.
+const maxFlightRecords = 1 << 20
 
 // Publish produces msgs to topic and waits for the broker's acknowledgement of each.
 func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	acks := &acknowledgements{}
+	records := make([]outgoing, 0, len(msgs))
 	for _, msg := range msgs {
 		rec, err := toRecord(topic, msg)
 		if err != nil {
 			return err
 		}
-		acks.wg.Add(1)
-		p.client.Produce(produceContext(msg), rec, func(_ *kgo.Record, err error) {
+		records = append(records, outgoing{ctx: produceContext(msg), rec: rec, done: func(_ *kgo.Record, err error) {
 			acks.done(msg, err)
-		})
+		}})
 	}
+	acks.wg.Add(len(records))
+	p.mu.Lock()
+	p.waiting = append(p.waiting, records...)
+	if !p.flying {
+		p.flying = true
+		go p.fly()
+	}
+	p.mu.Unlock()
 	acks.wg.Wait()
 	return errors.Join(acks.errs...)
+}
+
+// fly sends flights, one at a time, while records wait for one.
+func (p *FranzPublisher) fly() {
+	for {
+		if p.linger > 0 {
+			time.Sleep(p.linger)
+		}
+		p.mu.Lock()
+		flight := p.waiting
+		p.waiting = nil
+		if len(flight) == 0 {
+			p.flying = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, o := range flight {
+			p.client.Produce(o.ctx, o.rec, o.done)
+		}
+		// Flush returns once every record is acknowledged or failed (RecordDeliveryTimeout
+		// bounds it); each record's callback has answered its Publish by then.
+		_ = p.client.Flush(context.Background())
+	}
 }
 
 // acknowledgements collects the broker's answers to one Publish call.

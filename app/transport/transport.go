@@ -79,14 +79,13 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 	}
 	producer := append(append([]kgo.Opt{}, opts...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, said out loud: an answer is durable before its request is committed
-		kgo.ProducerLinger(c.Transport.ProducerLinger),
 		kgo.ProducerBatchMaxBytes(int32(c.Transport.ProducerBatchBytes)),
 		kgo.ProducerBatchCompression(codec(c.Transport.ProducerCompression), kgo.NoCompression()),
 		// A publish that cannot be delivered fails in bounded time, so Retry and the poison
 		// queue get their turn; the request stays uncommitted until something is published.
 		kgo.RecordDeliveryTimeout(max(c.Kafka.Timeout, 1e9)),
 	)
-	if k.Publisher, err = NewFranzPublisher(producer...); err != nil {
+	if k.Publisher, err = NewFranzPublisher(c.Transport.ProducerLinger, producer...); err != nil {
 		return k, errors.Join(fmt.Errorf("creating the publisher: %w", err), k.Close())
 	}
 	return k, nil

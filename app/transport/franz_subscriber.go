@@ -458,9 +458,12 @@ type partitionWorker struct {
 	queue   []fetched
 	queued  chan struct{}
 	// The partition's fetches are paused while its queue is full, or while it waits for room in
-	// the budget for its next batch (roomWanted bytes of it, 0 when not known).
-	paused, waitingForRoom bool
-	roomWanted             int64
+	// the budget for its next batch (roomWanted bytes of it, 0 when not known). The queue is full
+	// only while the worker is busy with a batch it took: pausing for a batch an idle worker is
+	// about to take made every fetch at light load pause and resume its partition, and a resumed
+	// partition waits for the fetch in flight without it (up to fetchMaxWait).
+	paused, waitingForRoom, busy bool
+	roomWanted                   int64
 
 	slots chan struct{} // the window: a message holds a slot until it can be committed
 	// delivered queues the messages in flight, in offset order, for the acker; the dispatcher
@@ -527,8 +530,10 @@ func (w *partitionWorker) next() (fetched, bool) {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
 	if len(w.queue) == 0 {
+		w.busy = false
 		return fetched{}, false
 	}
+	w.busy = true
 	batch := w.queue[0]
 	w.queue[0] = fetched{}
 	w.queue = w.queue[1:]
@@ -539,7 +544,7 @@ func (w *partitionWorker) next() (fetched, bool) {
 // updatePause pauses or resumes the partition's fetches as its queue and its wait for room say;
 // w.queueMu is held.
 func (w *partitionWorker) updatePause() {
-	switch want := len(w.queue) >= queuedBatches || w.waitingForRoom; {
+	switch want := w.busy && len(w.queue) >= queuedBatches || w.waitingForRoom; {
 	case want && !w.paused:
 		w.paused = true
 		w.consumer.client.PauseFetchPartitions(w.topicPartition())

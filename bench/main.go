@@ -38,13 +38,14 @@ func main() {
 	flag.IntVar(&opts.runs, "runs", 3, "drains of each system and partition count; the median throughput is reported")
 	flag.StringVar(&partitions, "partitions", "1,4,16", "partition counts of the drain runs")
 	flag.IntVar(&opts.rate, "rate", 1000, "requests per second of the latency run")
-	flag.DurationVar(&opts.latencyFor, "latency-for", 8*time.Second, "length of the latency run, after its warm-up")
+	flag.DurationVar(&opts.latencyFor, "latency-for", 8*time.Second, "length of the latency run, after its warm-up; 0 for drains only")
 	flag.DurationVar(&opts.warmUp, "warm-up", 3*time.Second, "steady load before the latency run's measured part")
 	flag.StringVar(&systems, "systems", strings.Join([]string{systemService, systemWatermill, systemCeiling}, ","), "systems to compare")
 	flag.StringVar(&opts.out, "out", "docs/performance.md", "Markdown file for the results; empty prints only")
 	flag.StringVar(&latencies, "produce-latency", "0,2ms,10ms", "delays the broker adds to every produce request of the system, as a replicated acks=all write takes on a real cluster: one run each, in this order, each written to its own block")
 	flag.StringVar(&delayedSystems, "delayed-systems", strings.Join([]string{systemService, systemCeiling}, ","),
 		"the systems measured with a produce latency too; watermill-kafka's defaults pay it once a message per partition (a 100,000 drain takes about 4 minutes a partition count at 2 ms, 20 at 10 ms)")
+	flag.StringVar(&opts.serviceBinary, "service-binary", "", "a pingpong binary to measure instead of building ./app (to compare two builds)")
 	flag.Parse()
 	for _, p := range strings.Split(partitions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -90,6 +91,7 @@ type options struct {
 	// run each; delayedSystems are the systems that run with a latency.
 	produceLatencies []time.Duration
 	delayedSystems   []string
+	serviceBinary    string
 }
 
 // buildService builds the pingpong binary the way a release does.

@@ -50,9 +50,11 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	service, err := buildService(dir)
-	if err != nil {
-		return fmt.Errorf("building the service: %w", err)
+	service := o.serviceBinary
+	if service == "" {
+		if service, err = buildService(dir); err != nil {
+			return fmt.Errorf("building the service: %w", err)
+		}
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -110,6 +112,9 @@ func run(o options) error {
 			}
 		}
 		for _, system := range systems {
+			if o.latencyFor <= 0 {
+				break
+			}
 			runID++
 			r, err := latency(o, tb, system, runID)
 			if err != nil {

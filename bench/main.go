@@ -4,11 +4,13 @@
 //
 //	go run ./bench                       # the full run (task bench); writes docs/performance.md
 //	go run ./bench -requests 20000 -partitions 4 -runs 1 -out ''   # a quick look
-//	go run ./bench -produce-latency 2ms -runs 1  # as on a replicated cluster: each write takes 2 ms
+//	go run ./bench -produce-latency 0,2ms -runs 1  # and as on a replicated cluster: each write takes 2 ms
 //
-// For each system it measures the drain throughput of a preloaded backlog of mixed requests,
-// the end-to-end latency at a steady request rate, and the peak resident memory of the process,
-// and checks that every request was answered exactly as the contract says.
+// For each produce latency (the broker answering at once, then a 2 ms and a 10 ms write) and each
+// system it measures the drain throughput of a preloaded backlog of mixed requests, the
+// end-to-end latency at a steady request rate, and the peak resident memory of the process, and
+// checks that every request was answered exactly as the contract says. With a latency, each
+// drain is also given as the share it kept of the same system's drain at zero latency.
 package main
 
 import (
@@ -31,15 +33,19 @@ func main() {
 		return
 	}
 	opts := options{}
-	var partitions, systems string
+	var partitions, systems, delayedSystems, latencies string
 	flag.IntVar(&opts.requests, "requests", 100_000, "requests in each preloaded backlog")
 	flag.IntVar(&opts.runs, "runs", 3, "drains of each system and partition count; the median throughput is reported")
 	flag.StringVar(&partitions, "partitions", "1,4,16", "partition counts of the drain runs")
 	flag.IntVar(&opts.rate, "rate", 1000, "requests per second of the latency run")
-	flag.DurationVar(&opts.latencyFor, "latency-for", 10*time.Second, "length of the latency run")
+	flag.DurationVar(&opts.latencyFor, "latency-for", 8*time.Second, "length of the latency run, after its warm-up; 0 for drains only")
+	flag.DurationVar(&opts.warmUp, "warm-up", 3*time.Second, "steady load before the latency run's measured part")
 	flag.StringVar(&systems, "systems", strings.Join([]string{systemService, systemWatermill, systemCeiling}, ","), "systems to compare")
 	flag.StringVar(&opts.out, "out", "docs/performance.md", "Markdown file for the results; empty prints only")
-	flag.DurationVar(&opts.produceLatency, "produce-latency", 0, "delay the broker adds to every produce request, as a replicated acks=all write takes on a real cluster")
+	flag.StringVar(&latencies, "produce-latency", "0,2ms,10ms", "delays the broker adds to every produce request of the system, as a replicated acks=all write takes on a real cluster: one run each, in this order, each written to its own block")
+	flag.StringVar(&delayedSystems, "delayed-systems", strings.Join([]string{systemService, systemCeiling}, ","),
+		"the systems measured with a produce latency too; watermill-kafka's defaults pay it once a message per partition (a 100,000 drain takes about 4 minutes a partition count at 2 ms, 20 at 10 ms)")
+	flag.StringVar(&opts.serviceBinary, "service-binary", "", "a pingpong binary to measure instead of building ./app (to compare two builds)")
 	flag.Parse()
 	for _, p := range strings.Split(partitions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -50,6 +56,18 @@ func main() {
 		opts.partitions = append(opts.partitions, n)
 	}
 	opts.systems = strings.Split(systems, ",")
+	opts.delayedSystems = strings.Split(delayedSystems, ",")
+	for _, l := range strings.Split(latencies, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(l))
+		if strings.TrimSpace(l) == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "bench: -produce-latency %q: not a list of durations\n", latencies)
+			os.Exit(2)
+		}
+		opts.produceLatencies = append(opts.produceLatencies, d)
+	}
 	if opts.runs < 1 {
 		fmt.Fprintf(os.Stderr, "bench: -runs %d: at least one run is needed\n", opts.runs)
 		os.Exit(2)
@@ -66,10 +84,14 @@ type options struct {
 	partitions []int
 	rate       int
 	latencyFor time.Duration
+	warmUp     time.Duration
 	systems    []string
 	out        string
-	// produceLatency models a real cluster's write round trip (kfake answers at once).
-	produceLatency time.Duration
+	// produceLatencies model a real cluster's write round trip (kfake answers at once), one
+	// run each; delayedSystems are the systems that run with a latency.
+	produceLatencies []time.Duration
+	delayedSystems   []string
+	serviceBinary    string
 }
 
 // buildService builds the pingpong binary the way a release does.

@@ -128,3 +128,24 @@ func TestWaiterCountsEachRequestOnce(t *testing.T) {
 		t.Fatal("not closed with every request answered")
 	}
 }
+
+// A drain with a produce latency is given as its share of the same system's drain at zero
+// latency; the zero-latency table has no share to give.
+func TestRenderGivesTheKeptShareOnlyWithALatency(t *testing.T) {
+	o := options{rate: 1000, latencyFor: 8 * time.Second, warmUp: 3 * time.Second, requests: 100}
+	delayed := render(o, 2*time.Millisecond, []result{{system: systemService, partitions: 4, perSecond: 30_000, kept: 0.75}})
+	if !strings.Contains(delayed, "| service | 4 | 30000 | 75% |") || !strings.Contains(delayed, "adding 2ms to every produce request") {
+		t.Errorf("the 2 ms table does not give the kept share:\n%s", delayed)
+	}
+	atOnce := render(o, 0, []result{{system: systemService, partitions: 4, perSecond: 40_000}})
+	if !strings.Contains(atOnce, "| service | 4 | 40000 | – |") || strings.Contains(atOnce, "Kept is") {
+		t.Errorf("the zero-latency table gives a kept share:\n%s", atOnce)
+	}
+}
+
+func TestOnlyKeepsTheAllowedSystemsInOrder(t *testing.T) {
+	got := only([]string{systemService, systemWatermill, systemCeiling}, []string{systemCeiling, systemService})
+	if strings.Join(got, ",") != systemService+","+systemCeiling {
+		t.Errorf("got %v", got)
+	}
+}

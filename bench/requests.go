@@ -46,8 +46,10 @@ func requests(run string, n, partitions int) []request {
 	return reqs
 }
 
+// record is r as a client writes it: keyed by its transaction id, to the partition r names
+// when the writing client partitions by hand.
 func record(prefix string, r request) *kgo.Record {
-	return &kgo.Record{Topic: prefix + ".requested", Partition: r.Partition, Value: r.Body}
+	return &kgo.Record{Topic: prefix + ".requested", Partition: r.Partition, Key: []byte(r.Tag), Value: r.Body}
 }
 
 func produce(cl *kgo.Client, prefix string, reqs []request) error {

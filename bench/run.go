@@ -39,6 +39,9 @@ type result struct {
 	lost, dups        int
 	wrong             int
 	runs              int // drains summarized (the median throughput of them)
+	// kept is the drain's share of the same system's drain with no produce latency, in the same
+	// run (0 when there is none).
+	kept float64
 }
 
 func run(o options) error {
@@ -47,74 +50,114 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	service, err := buildService(dir)
-	if err != nil {
-		return fmt.Errorf("building the service: %w", err)
+	service := o.serviceBinary
+	if service == "" {
+		if service, err = buildService(dir); err != nil {
+			return fmt.Errorf("building the service: %w", err)
+		}
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		return err
 	}
 	defer cluster.Close()
-	if o.produceLatency > 0 {
-		// Each produce request of the system under test waits before the broker handles it;
-		// SleepControl lets the broker serve everything else meanwhile. The load generator's
-		// requests do not wait: at 1,000 requests a second, one record a request, its own
-		// connection would queue behind 2 ms writes and the latency run would measure that
-		// queue instead of the system.
-		cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-			if !writesRequestsOnly(req.(*kmsg.ProduceRequest)) {
-				cluster.SleepControl(func() { time.Sleep(o.produceLatency) })
-			}
-			return nil, nil, false
-		})
-	}
+	// Each produce request of the system under test waits before the broker handles it, as long
+	// as the current run's latency says; SleepControl lets the broker serve everything else
+	// meanwhile. The load generator's requests do not wait: at 1,000 requests a second, one
+	// record a request, its own connection would queue behind the writes and the latency run
+	// would measure that queue instead of the system.
 	tb := &testbed{cluster: cluster, brokers: cluster.ListenAddrs(), service: service}
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		tb.answers.count(req.(*kmsg.ProduceRequest))
+		produce := req.(*kmsg.ProduceRequest)
+		if writesRequestsOnly(produce) {
+			return nil, nil, false
+		}
+		tb.answers.count(produce)
+		if delay := time.Duration(tb.produceLatency.Load()); delay > 0 {
+			cluster.SleepControl(func() { time.Sleep(delay) })
+		}
 		return nil, nil, false
 	})
 
-	var results []result
 	runID := 0
-	for _, partitions := range o.partitions {
-		for _, system := range o.systems {
-			var runs []result
-			for range o.runs {
-				runID++
-				r, err := drain(o, tb, system, partitions, runID)
-				if err != nil {
-					return fmt.Errorf("%s, %d partitions: %w", system, partitions, err)
+	atOnce := map[drainKey]float64{} // the drains with no produce latency, for the kept shares
+	failed := false
+	for _, produceLatency := range o.produceLatencies {
+		tb.produceLatency.Store(int64(produceLatency))
+		systems := o.systems
+		if produceLatency > 0 {
+			systems = only(o.systems, o.delayedSystems)
+		}
+		var results []result
+		for _, partitions := range o.partitions {
+			for _, system := range systems {
+				var runs []result
+				for range o.runs {
+					runID++
+					r, err := drain(o, tb, system, partitions, runID)
+					if err != nil {
+						return fmt.Errorf("%s, %d partitions, produce latency %v: %w", system, partitions, produceLatency, err)
+					}
+					fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions, produce latency %4v: %8.0f requests/s, CPU %s + broker %s a request, %.1f answers a produce request, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+						system, partitions, produceLatency, r.perSecond, µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+					runs = append(runs, r)
 				}
-				fmt.Fprintf(os.Stderr, "drain  %-26s %2d partitions: %8.0f requests/s, CPU %s + broker %s a request, %.1f answers a produce request, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
-					system, partitions, r.perSecond, µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, mib(r.peakRSS), r.lost, r.dups, r.wrong)
-				runs = append(runs, r)
+				r := summarize(runs)
+				if produceLatency == 0 {
+					atOnce[drainKey{system, partitions}] = r.perSecond
+				} else if zero := atOnce[drainKey{system, partitions}]; zero > 0 {
+					r.kept = r.perSecond / zero
+				}
+				results = append(results, r)
 			}
-			results = append(results, summarize(runs))
+		}
+		for _, system := range systems {
+			if o.latencyFor <= 0 {
+				break
+			}
+			runID++
+			r, err := latency(o, tb, system, runID)
+			if err != nil {
+				return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
+			}
+			fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v, lost %d\n", system, o.rate, produceLatency, r.p50, r.p99, r.lost)
+			results = append(results, r)
+		}
+		report := render(o, produceLatency, results)
+		fmt.Print(report)
+		if o.out != "" {
+			if err := writeFigures(o.out, produceLatency, report); err != nil {
+				return err
+			}
+		}
+		for _, r := range results {
+			failed = failed || r.lost > 0 || r.wrong > 0
 		}
 	}
-	for _, system := range o.systems {
-		runID++
-		r, err := latency(o, tb, system, runID)
-		if err != nil {
-			return fmt.Errorf("%s, latency: %w", system, err)
-		}
-		fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s: p50 %v, p99 %v, lost %d\n", system, o.rate, r.p50, r.p99, r.lost)
-		results = append(results, r)
-	}
-	report := render(o, results)
-	fmt.Print(report)
-	if o.out != "" {
-		if err := writeFigures(o.out, o.produceLatency, report); err != nil {
-			return err
-		}
-	}
-	for _, r := range results {
-		if r.lost > 0 || r.wrong > 0 {
-			return errors.New("requests were lost or answered wrongly")
-		}
+	if failed {
+		return errors.New("requests were lost or answered wrongly")
 	}
 	return nil
+}
+
+// drainKey names the drains of one system at one partition count.
+type drainKey struct {
+	system     string
+	partitions int
+}
+
+// only keeps the systems that are also in allowed, in their order.
+func only(systems, allowed []string) []string {
+	var kept []string
+	for _, s := range systems {
+		for _, a := range allowed {
+			if s == a {
+				kept = append(kept, s)
+				break
+			}
+		}
+	}
+	return kept
 }
 
 // testbed is what every run shares: the broker, and the service's binary.
@@ -123,6 +166,8 @@ type testbed struct {
 	brokers []string
 	service string
 	answers produceCounter
+	// produceLatency is the delay of the current run's produce requests, in nanoseconds.
+	produceLatency atomic.Int64
 }
 
 // produceCounter counts the produce requests of the system under test (those that write answers,
@@ -348,33 +393,30 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	producer, err := client(brokers)
+	// Requests are keyed by their transaction id and spread by the key's hash, as a client
+	// keying by transaction id writes them, not dealt round the partitions in turn: in turn,
+	// each partition's next request came only after one on every other, so a partition whose
+	// next fetch was late was never waited for.
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0))
 	if err != nil {
 		return result{}, err
 	}
 	defer producer.Close()
 
-	// Warm up: the system has joined its group once a ping is answered.
-	warm := requests(prefix+"-warm", 4, 4)
-	if err := produce(producer, prefix, warm); err != nil {
+	// The system has joined its group once these are answered.
+	joined := requests(prefix+"-joined", 4, 4)
+	if err := produce(producer, prefix, joined); err != nil {
 		return result{}, err
 	}
-	if !reader.waitFor(warm, time.Minute) {
+	if !reader.waitFor(joined, time.Minute) {
 		_ = p.stop()
-		return result{}, errors.New("the warm-up requests were not answered")
+		return result{}, errors.New("the first requests were not answered")
 	}
+	// Then the same steady load, unmeasured, for the warm-up (connections, the collector's pace).
+	steady(producer, prefix, requests(prefix+"-warm", int(o.warmUp.Seconds()*float64(o.rate)), 4), o.rate)
 
-	n := int(o.latencyFor.Seconds() * float64(o.rate))
-	reqs := requests(prefix, n, 4)
-	sent := make(map[string]time.Time, n)
-	interval := time.Second / time.Duration(o.rate)
-	next := time.Now()
-	for i := range reqs {
-		time.Sleep(time.Until(next))
-		next = next.Add(interval)
-		sent[reqs[i].Tag] = time.Now()
-		producer.Produce(context.Background(), record(prefix, reqs[i]), nil)
-	}
+	reqs := requests(prefix, int(o.latencyFor.Seconds()*float64(o.rate)), 4)
+	sent := steady(producer, prefix, reqs, o.rate)
 	reader.waitFor(reqs, time.Minute)
 	peak := p.peakRSS()
 	stopErr := p.stop()
@@ -389,6 +431,22 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 		r.p50, r.p99 = delays[len(delays)/2], delays[len(delays)*99/100]
 	}
 	return r, stopErr
+}
+
+// steady sends reqs at rate a second, each on its own, and tells when each was sent.
+func steady(producer *kgo.Client, prefix string, reqs []request, rate int) map[string]time.Time {
+	sent := make(map[string]time.Time, len(reqs))
+	interval := time.Second / time.Duration(rate)
+	next := time.Now()
+	for _, r := range reqs {
+		time.Sleep(time.Until(next))
+		next = next.Add(interval)
+		rec := record(prefix, r)
+		rec.Partition = 0 // spread by key
+		sent[r.Tag] = time.Now()
+		producer.Produce(context.Background(), rec, nil)
+	}
+	return sent
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -23,13 +23,13 @@ const uuidHeader = kafka.UUIDHeaderKey
 // keeps the synchronous publisher's promise while the records of many concurrent Publish calls
 // share batches.
 //
-// Records go to the producer in groups, one group at a time: what Publish calls hand over while
-// a group is on its way to the broker waits and goes together in the next group. On a cluster
+// Records go to the producer in flights, one flight at a time: what Publish calls hand over while
+// a flight is on its way to the broker waits and goes together in the next flight. On a cluster
 // where a replicated write takes milliseconds, a produce request then carries everything that
 // gathered during the last one, instead of the producer's five requests in flight (its limit
 // with idempotence) each carrying a fifth of it and queueing at the broker, which serves one
-// request of a connection at a time; when idle, a lone answer still goes out at once. A group
-// whose records take longer than maxGroupWait (a broker retrying, the poison queue's topic
+// request of a connection at a time; when idle, a lone answer still goes out at once. A flight
+// whose records take longer than maxFlightWait (a broker retrying, the poison queue's topic
 // down) lets the next one go rather than hold every answer behind it.
 //
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
@@ -40,10 +40,10 @@ type FranzPublisher struct {
 
 	mu      sync.Mutex
 	pending []pendingRecord
-	// wake tells sendGroups that records are pending; closed ends it.
+	// wake tells sendFlights that records are pending; closed ends it.
 	wake   chan struct{}
 	closed chan struct{}
-	sent   chan struct{} // closed when sendGroups has returned
+	sent   chan struct{} // closed when sendFlights has returned
 }
 
 // pendingRecord is a record handed to Publish and not yet to the producer.
@@ -53,8 +53,8 @@ type pendingRecord struct {
 	promise func(*kgo.Record, error)
 }
 
-// maxGroupWait bounds how long the next group waits for the one before it to be acknowledged.
-const maxGroupWait = 100 * time.Millisecond
+// maxFlightWait bounds how long the next flight waits for the one before it to be acknowledged.
+const maxFlightWait = 100 * time.Millisecond
 
 // NewFranzPublisher connects a publisher; opts are the client options (kafkaclient.Options plus
 // producer tuning).
@@ -64,7 +64,7 @@ func NewFranzPublisher(opts ...kgo.Opt) (*FranzPublisher, error) {
 		return nil, err
 	}
 	p := &FranzPublisher{client: client, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
-	go p.sendGroups()
+	go p.sendFlights()
 	return p, nil
 }
 
@@ -83,7 +83,7 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	acks.wg.Add(len(records))
 	select {
-	case <-p.closed: // closing: no more groups, straight to the producer
+	case <-p.closed: // closing: no more flights, straight to the producer
 		for _, r := range records {
 			p.client.Produce(r.ctx, r.rec, r.promise)
 		}
@@ -96,44 +96,44 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
-	default: // sendGroups has been woken already
+	default: // sendFlights has been woken already
 	}
 	acks.wg.Wait()
 	return errors.Join(acks.errs...)
 }
 
-// sendGroups hands the pending records to the producer, a group at a time.
-func (p *FranzPublisher) sendGroups() {
+// sendFlights hands the pending records to the producer, one flight at a time.
+func (p *FranzPublisher) sendFlights() {
 	defer close(p.sent)
 	for {
 		select {
 		case <-p.wake:
 		case <-p.closed:
-			p.sendGroup() // what was handed over before Close
+			p.sendFlight() // what was handed over before Close
 			return
 		}
-		acked := p.sendGroup()
+		acked := p.sendFlight()
 		select {
 		case <-acked:
-		case <-time.After(maxGroupWait):
+		case <-time.After(maxFlightWait):
 		}
 	}
 }
 
-// sendGroup produces every pending record; the channel is closed once all are acknowledged.
-func (p *FranzPublisher) sendGroup() <-chan struct{} {
+// sendFlight produces every pending record; the channel is closed once all are acknowledged.
+func (p *FranzPublisher) sendFlight() <-chan struct{} {
 	p.mu.Lock()
-	group := p.pending
+	flight := p.pending
 	p.pending = nil
 	p.mu.Unlock()
 	acked := make(chan struct{})
-	if len(group) == 0 {
+	if len(flight) == 0 {
 		close(acked)
 		return acked
 	}
 	var remaining atomic.Int64
-	remaining.Store(int64(len(group)))
-	for _, r := range group {
+	remaining.Store(int64(len(flight)))
+	for _, r := range flight {
 		p.client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
 			r.promise(rec, err)
 			if remaining.Add(-1) == 0 {

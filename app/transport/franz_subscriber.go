@@ -517,9 +517,12 @@ type partitionWorker struct {
 	queue   []fetched
 	queued  chan struct{}
 	// The partition's fetches are paused while its queue is full, or while it waits for room in
-	// the budget for its next batch (roomWanted bytes of it, 0 when not known).
-	paused, waitingForRoom bool
-	roomWanted             int64
+	// the budget for its next batch (roomWanted bytes of it, 0 when not known). The queue is full
+	// only while the worker is busy with a batch it took: pausing for a batch an idle worker is
+	// about to take made every fetch at light load pause and resume its partition, and a resumed
+	// partition waits for the fetch in flight without it (up to fetchMaxWait).
+	paused, waitingForRoom, busy bool
+	roomWanted                   int64
 	// skipping: the partition is paused while its undecodable batch is read and skipped.
 	skipping bool
 	// position is the offset after the last record handed to the worker, -1 before the first.
@@ -606,8 +609,10 @@ func (w *partitionWorker) next() (fetched, bool) {
 	w.queueMu.Lock()
 	defer w.queueMu.Unlock()
 	if len(w.queue) == 0 {
+		w.busy = false
 		return fetched{}, false
 	}
+	w.busy = true
 	batch := w.queue[0]
 	w.queue[0] = fetched{}
 	w.queue = w.queue[1:]
@@ -618,7 +623,7 @@ func (w *partitionWorker) next() (fetched, bool) {
 // updatePause pauses or resumes the partition's fetches as its queue and its wait for room say;
 // w.queueMu is held.
 func (w *partitionWorker) updatePause() {
-	switch want := len(w.queue) >= queuedBatches || w.waitingForRoom || w.skipping; {
+	switch want := w.busy && len(w.queue) >= queuedBatches || w.waitingForRoom || w.skipping; {
 	case want && !w.paused:
 		w.paused = true
 		w.consumer.client.PauseFetchPartitions(w.topicPartition())

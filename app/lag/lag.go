@@ -56,6 +56,9 @@ type Config struct {
 	// StaleAfter is how long a measurement is exported when the polls after it fail; 0 means
 	// three intervals.
 	StaleAfter time.Duration
+	// StallLogAfter is how long a partition is stalled before it is logged (then every five
+	// minutes, and once when it moves again); 0 means a minute.
+	StallLogAfter time.Duration
 	// Logger receives a line when polls start failing and when they recover; nil logs nothing.
 	Logger *logrus.Entry
 }
@@ -86,12 +89,14 @@ type Collector struct {
 	mu   sync.Mutex
 	last []Partition
 	// movedAt is when each partition's committed offset last moved, or it last had no lag.
-	movedAt  map[int32]time.Time
-	lastAt   time.Time
-	failing  bool
-	stop     context.CancelFunc
-	stopped  chan struct{}
-	stopOnce sync.Once
+	movedAt map[int32]time.Time
+	// stallLogged is when a stalled partition was last logged.
+	stallLogged map[int32]time.Time
+	lastAt      time.Time
+	failing     bool
+	stop        context.CancelFunc
+	stopped     chan struct{}
+	stopOnce    sync.Once
 }
 
 // NewCollector starts measuring at once and then every cfg.Interval, until Close. Register it
@@ -122,7 +127,8 @@ func NewCollector(adm *kadm.Client, cfg Config) *Collector {
 		stalled: prometheus.NewDesc("pingpong_consumer_stalled_seconds",
 			"Seconds the consumer group's committed offset on the partition has not moved while the partition had records to read; 0 while it moves or there is nothing to read.",
 			labels, nil),
-		movedAt: map[int32]time.Time{},
+		movedAt:     map[int32]time.Time{},
+		stallLogged: map[int32]time.Time{},
 		pollErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pingpong_consumer_lag_poll_errors_total",
 			Help: "Lag measurements that failed (the cluster did not answer in time, or refused); the lag is not exported once it is stale.",
@@ -195,9 +201,39 @@ func (c *Collector) Poll(ctx context.Context) error {
 			c.movedAt[p.Partition] = now
 		}
 		partitions[i].Stalled = now.Sub(c.movedAt[p.Partition])
+		c.logStall(partitions[i], now)
 	}
 	c.last, c.lastAt = partitions, now
 	return nil
+}
+
+// Stalls are logged once a partition has been stalled for stallLogAfter, then every
+// stallLogEvery while it lasts, and once when it moves again.
+const (
+	defaultStallLogAfter = time.Minute
+	stallLogEvery        = 5 * time.Minute
+)
+
+// logStall logs p's stall as the constants above say; c.mu is held.
+func (c *Collector) logStall(p Partition, now time.Time) {
+	if c.cfg.Logger == nil {
+		return
+	}
+	fields := logrus.Fields{"group": c.cfg.Group, "topic": c.cfg.Topic, "partition": p.Partition, "committed": p.Committed, "lag": p.Lag}
+	stallLogAfter := c.cfg.StallLogAfter
+	if stallLogAfter <= 0 {
+		stallLogAfter = defaultStallLogAfter
+	}
+	last, logged := c.stallLogged[p.Partition]
+	switch {
+	case p.Stalled >= stallLogAfter && (!logged || now.Sub(last) >= stallLogEvery):
+		c.stallLogged[p.Partition] = now
+		c.cfg.Logger.WithFields(fields).WithField("stalled", p.Stalled.Round(time.Second).String()).
+			Warn("Partition stalled: its committed offset has not moved while records wait")
+	case p.Stalled < stallLogAfter && logged:
+		delete(c.stallLogged, p.Partition)
+		c.cfg.Logger.WithFields(fields).Info("Partition moving again")
+	}
 }
 
 // measure asks the cluster for the topic's end offsets (and start offsets, if an uncommitted

@@ -3,12 +3,15 @@ package lag_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -130,13 +133,14 @@ func TestAStalledPartitionIsMeasured(t *testing.T) {
 	produce(t, client, 0, 10)
 	produce(t, client, 1, 5)
 	commit(t, adm, map[int32]int64{0: 4, 1: 5}) // 0 has lag, 1 has none
-	c := newCollector(t, adm, lag.Config{})
+	logger, logs := test.NewNullLogger()
+	c := newCollector(t, adm, lag.Config{StallLogAfter: 200 * time.Millisecond, Logger: logrus.NewEntry(logger)})
 	time.Sleep(300 * time.Millisecond)
 	if err := c.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := values(t, c)
-	if s := got["pingpong_consumer_stalled_seconds{0}"]; s < 0.3 {
+	if s := got["pingpong_consumer_stalled_seconds{0}"]; s < 0.2 {
 		t.Errorf("partition 0 has lag and no commit for 300 ms: stalled %v s", s)
 	}
 	if s := got["pingpong_consumer_stalled_seconds{1}"]; s != 0 {
@@ -148,6 +152,15 @@ func TestAStalledPartitionIsMeasured(t *testing.T) {
 	}
 	if s := values(t, c)["pingpong_consumer_stalled_seconds{0}"]; s != 0 {
 		t.Errorf("after a commit: stalled %v s, want 0", s)
+	}
+	// Logged once when found stalled, once when it moved again: not at every poll.
+	var lines []string
+	for _, e := range logs.AllEntries() {
+		lines = append(lines, e.Level.String()+": "+e.Message)
+	}
+	want := []string{"warning: Partition stalled: its committed offset has not moved while records wait", "info: Partition moving again"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("log lines %q, want %q", lines, want)
 	}
 }
 

@@ -228,6 +228,9 @@ type consumer struct {
 	// polled are the records the last poll took from franz-go's buffer (recycleStripped).
 	polled []*kgo.Record
 
+	fetchErrorsMu sync.Mutex
+	fetchErrors   map[int32]fetchErrorLog
+
 	mu         sync.Mutex
 	partitions map[int32]*partitionWorker
 }
@@ -235,10 +238,11 @@ type consumer struct {
 func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.LoggerAdapter) *consumer {
 	c := &consumer{
 		cfg: cfg, topic: topic, logger: logger, budget: cfg.Budget,
-		roomWanted: make(chan struct{}, 1),
-		out:        make(chan *message.Message),
-		pollDone:   make(chan struct{}),
-		partitions: map[int32]*partitionWorker{},
+		roomWanted:  make(chan struct{}, 1),
+		fetchErrors: map[int32]fetchErrorLog{},
+		out:         make(chan *message.Message),
+		pollDone:    make(chan struct{}),
+		partitions:  map[int32]*partitionWorker{},
 	}
 	c.pollCtx, c.stopPolling = context.WithCancel(context.Background())
 	c.msgCtx, c.hardStop = context.WithCancel(context.Background())
@@ -281,9 +285,37 @@ func (c *consumer) fetchFailed(partition int32, err error) {
 		c.worker(partition).skipUndecodable()
 		return
 	}
-	if !errors.Is(err, context.Canceled) {
-		c.logger.Error("Fetch failed; the client retries", err, watermill.LogFields{"kafka_partition": partition})
+	if errors.Is(err, context.Canceled) {
+		return
 	}
+	// franz-go fetches the partition again after its backoff, and the same error may come back
+	// at every fetch: logged the first time, then at most every fetchErrorLogEvery with a count.
+	c.fetchErrorsMu.Lock()
+	last := c.fetchErrors[partition]
+	last.count++
+	log := last.at.IsZero() || time.Since(last.at) >= fetchErrorLogEvery
+	if log {
+		last.at = time.Now()
+	}
+	count := last.count
+	if log {
+		last.count = 0
+	}
+	c.fetchErrors[partition] = last
+	c.fetchErrorsMu.Unlock()
+	if log {
+		c.logger.Error("Fetch failed; franz-go fetches the partition again after its backoff", err,
+			watermill.LogFields{"kafka_partition": partition, "failures_since_last_line": count})
+	}
+}
+
+// fetchErrorLogEvery bounds how often a partition's fetch errors are logged.
+const fetchErrorLogEvery = 30 * time.Second
+
+// fetchErrorLog is when a partition's fetch error was last logged, and how many came since.
+type fetchErrorLog struct {
+	at    time.Time
+	count int
 }
 
 // resumeWhenRoom resumes the partitions that wait for room in the budget as room comes back.

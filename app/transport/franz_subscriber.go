@@ -228,8 +228,8 @@ type consumer struct {
 	// polled are the records the last poll took from franz-go's buffer (recycleStripped).
 	polled []*kgo.Record
 
-	fetchErrorsMu sync.Mutex
-	fetchErrors   map[int32]fetchErrorLog
+	// fetchErrors bounds the fetch errors' log lines (fetchFailed; the poll loop's alone).
+	fetchErrors map[int32]fetchErrorLog
 
 	mu         sync.Mutex
 	partitions map[int32]*partitionWorker
@@ -290,23 +290,16 @@ func (c *consumer) fetchFailed(partition int32, err error) {
 	}
 	// franz-go fetches the partition again after its backoff, and the same error may come back
 	// at every fetch: logged the first time, then at most every fetchErrorLogEvery with a count.
-	c.fetchErrorsMu.Lock()
+	// Only the poll loop calls this, so c.fetchErrors needs no lock.
 	last := c.fetchErrors[partition]
 	last.count++
-	log := last.at.IsZero() || time.Since(last.at) >= fetchErrorLogEvery
-	if log {
-		last.at = time.Now()
+	if !last.at.IsZero() && time.Since(last.at) < fetchErrorLogEvery {
+		c.fetchErrors[partition] = last
+		return
 	}
-	count := last.count
-	if log {
-		last.count = 0
-	}
-	c.fetchErrors[partition] = last
-	c.fetchErrorsMu.Unlock()
-	if log {
-		c.logger.Error("Fetch failed; franz-go fetches the partition again after its backoff", err,
-			watermill.LogFields{"kafka_partition": partition, "failures_since_last_line": count})
-	}
+	c.logger.Error("Fetch failed; franz-go fetches the partition again after its backoff", err,
+		watermill.LogFields{"kafka_partition": partition, "failures_since_last_line": last.count})
+	c.fetchErrors[partition] = fetchErrorLog{at: time.Now()}
 }
 
 // fetchErrorLogEvery bounds how often a partition's fetch errors are logged.

@@ -140,6 +140,30 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+// anyTime is a time as the tools print it, to any precision: RFC 3339, or an hour of by_hour.
+var anyTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?Z`)
+
+// operatorsDocBlock is the first code block that opens with fence after heading in
+// docs/operators.md.
+func operatorsDocBlock(t *testing.T, heading, fence string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/operators.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/operators.md has no %q", heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, fence)
+	if !ok {
+		t.Fatalf("docs/operators.md's %q has no %q block", heading, fence)
+	}
+	block, _, _ = strings.Cut(block, "```")
+	return block
+}
+
 // poisonMix are requests the service poisons, each with what an operator must see.
 var poisonMix = []struct {
 	key, value string
@@ -280,9 +304,14 @@ func TestDLQListShowStatsOnTheServicesRecords(t *testing.T) {
 		t.Errorf("dlq show 0:99: %s", r)
 	}
 
+	statsJSON := mustRun(t, env, "dlq", "stats", "-o", "json")
 	var stats dlq.JSONStats
-	if err := json.Unmarshal([]byte(mustRun(t, env, "dlq", "stats", "-o", "json")), &stats); err != nil {
+	if err := json.Unmarshal([]byte(statsJSON), &stats); err != nil {
 		t.Fatal(err)
+	}
+	// docs/operators.md shows the output of this very run, but for its times.
+	if doc := operatorsDocBlock(t, "## `pingpong dlq stats`", "```json\n"); anyTime.ReplaceAllString(doc, "<time>") != anyTime.ReplaceAllString(statsJSON, "<time>") {
+		t.Errorf("docs/operators.md's `dlq stats --output json` is not what the binary prints (times aside):\n--- the binary\n%s--- the docs\n%s", statsJSON, doc)
 	}
 	hours := 0
 	for _, n := range stats.ByHour {

@@ -263,7 +263,15 @@ every decoded field, the answer and the original request pretty-printed (indente
 JSON, a hex dump when they are not text), then every header as read.`,
 		Example: `  pingpong dlq show 0:0
   pingpong dlq show 2:117 --output json | jq .headers`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 0:
+				return usageError{errors.New("which record? give its position, <partition>:<offset>, as the AT column of 'pingpong dlq list' shows it: pingpong dlq show 0:0")}
+			case 1:
+				return nil
+			}
+			return usageError{fmt.Errorf("one record at a time: one <partition>:<offset>, not %d arguments", len(args))}
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			partition, offset, err := dlq.ParsePosition(args[0])
 			if err != nil {

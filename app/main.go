@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -78,7 +79,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return config.ApplyEnv(cmd.Flags(), os.LookupEnv)
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError) // inherited by every command
 	root.Args = noSubcommand
 	root.AddCommand(
 		newTopicsCommand(&common),
@@ -90,6 +91,50 @@ func newRootCommand() *cobra.Command {
 	// Flag help wrapped at 100 columns, so that no line runs to 200 characters.
 	root.SetUsageTemplate(strings.ReplaceAll(root.UsageTemplate(), "FlagUsages ", "FlagUsagesWrapped 100 "))
 	return root
+}
+
+// unknownFlag finds the flag named in pflag's "unknown flag: --count" and "unknown shorthand
+// flag: 'c' in -c".
+var unknownFlag = regexp.MustCompile(`^unknown (?:flag: --([^\s=]+)|shorthand flag: '(.)')`)
+
+// flagError makes a wrong flag bad usage (exit code 2), and says which commands have a flag
+// given to another, as `pingpong --count 3` for `pingpong ping --count 3`.
+func flagError(cmd *cobra.Command, err error) error {
+	m := unknownFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return usageError{err}
+	}
+	var owners []string
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c != cmd && !c.Hidden {
+			fs := c.LocalNonPersistentFlags()
+			if (m[1] != "" && fs.Lookup(m[1]) != nil) || (m[2] != "" && fs.ShorthandLookup(m[2]) != nil) {
+				owners = append(owners, "'"+c.CommandPath()+"'")
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd.Root())
+	if len(owners) == 0 {
+		return usageError{err}
+	}
+	flag := "--" + m[1]
+	if m[1] == "" {
+		flag = "-" + m[2]
+	}
+	return usageError{fmt.Errorf("%w for '%s': %s is a flag of %s; put it after the command, as in '%s %s'",
+		err, cmd.CommandPath(), flag, joinOr(owners), strings.Trim(owners[0], "'"), flag)}
+}
+
+// joinOr joins ["a", "b", "c"] as "a, b or c".
+func joinOr(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // argsAreUsage makes wrong arguments bad usage (exit code 2) in cmd and every command under it,

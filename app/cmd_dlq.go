@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,8 +23,9 @@ import (
 )
 
 // devBroker is where the operator tools look for Kafka when KAFKA_BROKERS is unset: the embedded
-// broker of `go run ./app`.
-const devBroker = "127.0.0.1:9092"
+// broker of `go run ./app`. A variable only so that the tests can build a binary that looks at a
+// port of their own (-ldflags "-X main.devBroker=..."), never at a developer's 9092.
+var devBroker = "127.0.0.1:9092"
 
 // toolKafka is the shared Kafka settings as the operator tools use them: checked, and pointed at
 // the embedded development broker when KAFKA_BROKERS is unset; and the client options that send
@@ -42,13 +45,25 @@ func toolKafka(common *shared) (config.Kafka, []kgo.Opt, error) {
 	return k, []kgo.Opt{kgo.WithLogger(logging.Kgo(logger))}, nil
 }
 
+// unsetBrokersError says, of a connection refused at devBroker because KAFKA_BROKERS is unset,
+// that the address is only the default and how to get a broker there; other errors are returned
+// as they are.
+func unsetBrokersError(common *shared, err error) error {
+	var refused *net.OpError
+	if len(common.kafka.BrokerList()) > 0 || !errors.Is(err, syscall.ECONNREFUSED) || !errors.As(err, &refused) {
+		return err
+	}
+	return fmt.Errorf("no broker listens at %s, the default when KAFKA_BROKERS is unset: start the service with `go run ./app` (its embedded broker listens there), or set KAFKA_BROKERS to your cluster's brokers: %w", devBroker, refused)
+}
+
 // openQueue opens the poison queue with the shared settings.
 func openQueue(ctx context.Context, common *shared) (*dlq.Queue, error) {
 	k, opts, err := toolKafka(common)
 	if err != nil {
 		return nil, err
 	}
-	return dlq.Open(ctx, k, opts...)
+	q, err := dlq.Open(ctx, k, opts...)
+	return q, unsetBrokersError(common, err)
 }
 
 func newDLQCommand(common *shared) *cobra.Command {

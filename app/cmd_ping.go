@@ -50,7 +50,7 @@ reached within KAFKA_TIMEOUT; 2 bad usage or configuration.`,
 			}
 			p, err := pinger.Open(cmd.Context(), k, opts...)
 			if err != nil {
-				return err
+				return unsetBrokersError(common, err)
 			}
 			defer p.Close()
 

@@ -26,28 +26,29 @@ func newTopicsCommand(common *shared) *cobra.Command {
 		Long: `Create the three topics with TOPIC_PARTITIONS partitions, TOPIC_REPLICATION_FACTOR replicas and
 min.insync.replicas TOPIC_MIN_INSYNC_REPLICAS. Topics that exist already are reported and left
 alone, so running it again is harmless. For production, use a replication factor of 3 and
-min.insync.replicas 2.`,
+min.insync.replicas 2.
+
+It takes the service's Kafka settings; with KAFKA_BROKERS unset it uses ` + devBroker + `, the
+embedded broker of 'go run ./app'.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := common.kafka.Validate(); err != nil {
+			k, opts, err := toolKafka(common)
+			if err != nil {
 				return err
 			}
 			if err := spec.Validate(); err != nil {
 				return err
 			}
-			if len(common.kafka.BrokerList()) == 0 {
-				return &config.Error{Env: "KAFKA_BROKERS", Flag: "kafka-brokers", Problem: "must be set: which cluster?"}
-			}
-			adm, closeAdm, err := adminClient(common.kafka)
+			adm, closeAdm, err := adminClient(k, opts...)
 			if err != nil {
-				return err
+				return unsetBrokersError(common, err)
 			}
 			defer closeAdm()
-			ctx, cancel := context.WithTimeout(cmd.Context(), common.kafka.Timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), k.Timeout)
 			defer cancel()
-			results, err := topics.Create(ctx, adm, spec, common.kafka.Topics().All()...)
+			results, err := topics.Create(ctx, adm, spec, k.Topics().All()...)
 			if err != nil {
 				return err
 			}
@@ -68,17 +69,17 @@ min.insync.replicas 2.`,
 	return cmd
 }
 
-// adminClient connects a franz-go admin client with the shared Kafka settings.
-func adminClient(k config.Kafka) (*kadm.Client, func(), error) {
+// adminClient connects a franz-go admin client with the shared Kafka settings and opts.
+func adminClient(k config.Kafka, opts ...kgo.Opt) (*kadm.Client, func(), error) {
 	// A wrong certificate or password fails here with an error that names the setting.
 	if err := kafkaclient.Check(context.Background(), k); err != nil {
 		return nil, nil, err
 	}
-	opts, err := kafkaclient.Options(k)
+	base, err := kafkaclient.Options(k)
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := kgo.NewClient(opts...)
+	client, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the Kafka client: %w", err)
 	}

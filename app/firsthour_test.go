@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os/exec"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pingpong/pingpong/app/servicetest"
 )
@@ -85,5 +88,42 @@ func TestCtrlCStopsTheServiceCleanly(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("go run ./app still runs 30s after Ctrl-C:\n%s", out.String())
+	}
+}
+
+// TestToolsUseTheEmbeddedBrokersAddressWhenKafkaBrokersIsUnset: with KAFKA_BROKERS unset, every
+// tool, `topics create` too, goes to the address of `go run ./app`'s embedded broker, as --help
+// says; where nothing listens there, each says that the address is only the default and how to
+// start a broker there. (The test binary's default is a free port of the test's own: TestMain.)
+func TestToolsUseTheEmbeddedBrokersAddressWhenKafkaBrokersIsUnset(t *testing.T) {
+	want := "pingpong: no broker listens at " + devBroker + ", the default when KAFKA_BROKERS is unset: " +
+		"start the service with `go run ./app` (its embedded broker listens there), or set KAFKA_BROKERS to your cluster's brokers: " +
+		"dial tcp " + devBroker + ": connect: connection refused\n"
+	// docs/operators.md shows it with the real default.
+	if doc := operatorsDocBlock(t, "## Settings shared with the service", "$ pingpong dlq list\n"); doc != strings.ReplaceAll(want, devBroker, "127.0.0.1:9092") {
+		t.Errorf("docs/operators.md shows\n%s\nthe binary prints\n%s", doc, want)
+	}
+	for _, args := range [][]string{{"topics", "create"}, {"dlq", "list"}, {"dlq", "show", "0:0"}, {"ping", "--count", "1"}} {
+		if r := runTool(t, nil, nil, args...); r.code != 1 || r.stderr != want {
+			t.Errorf("pingpong %s with nothing at %s: want exit code 1 and\n%s\ngot %s", strings.Join(args, " "), devBroker, want, r)
+		}
+	}
+
+	_, port, _ := strings.Cut(devBroker, ":")
+	p := startBinary(t, []string{"EMBEDDED_BROKER_PORT=" + port, "HTTP_ADDR=127.0.0.1:0"})
+	awaitReady(t, p.Output.String, func() bool { _, exited := p.Exited(); return exited }, time.Minute)
+	if out := mustRun(t, nil, "topics", "create"); strings.Count(out, " exists ") != 3 {
+		t.Errorf("topics create on the embedded broker, whose topics exist:\n%s", out)
+	}
+	if out := mustRun(t, []string{"TOPIC_PREFIX=first.hour"}, "topics", "create"); strings.Count(out, " created ") != 3 {
+		t.Errorf("topics create of new topics on the embedded broker:\n%s", out)
+	}
+	// An independent client finds them on the service's broker.
+	details, err := kadm.NewClient(servicetest.Client(t, []string{devBroker})).ListTopics(context.Background(), "first.hour.requested", "first.hour.succeeded", "first.hour.failed")
+	if err != nil || len(details) != 3 || details.Error() != nil {
+		t.Errorf("the topics topics create made: %v %v", details, err)
+	}
+	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,10 +23,19 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The built binary's tools look for the embedded broker at a free port of the tests' own
+	// rather than at 9092, where a developer's `go run ./app` may be running.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	devBroker = l.Addr().String()
+	l.Close()
 	var remove func()
-	var err error
 	binary, remove, err = servicetest.BuildBinary(".",
-		"-X github.com/pingpong/pingpong/app/buildinfo.Version=v9.9.9-test -X github.com/pingpong/pingpong/app/buildinfo.Commit=abc1234")
+		"-X github.com/pingpong/pingpong/app/buildinfo.Version=v9.9.9-test -X github.com/pingpong/pingpong/app/buildinfo.Commit=abc1234"+
+			" -X main.devBroker="+devBroker)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -251,14 +261,6 @@ func TestTopicsCreateIsIdempotent(t *testing.T) {
 		t.Errorf("min.insync.replicas of prod.pp.failed: %+v %v", c.Configs, err)
 	}
 
-	// Without brokers it says which setting is missing.
-	cmd := exec.Command(binary, "topics", "create")
-	cmd.Env = append(servicetest.Environ(), "KAFKA_BROKERS=")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "KAFKA_BROKERS") {
-		t.Errorf("without KAFKA_BROKERS: %v %s", err, out)
-	}
 }
 
 func hasConfig(configs []kadm.Config, key, value string) bool {

@@ -28,9 +28,12 @@ carries.
 It takes the service's Kafka settings; with KAFKA_BROKERS unset it uses ` + devBroker + `, the
 embedded broker of 'go run ./app'.
 
+Ctrl-C stops it: it says it was interrupted and prints the summary so far (answered,
+unanswered, not sent).
+
 Exit codes: 0 every request got the answer it must get (a pong for a ping, a poison record with
 the right reason code for a bad request); 1 one did not within --timeout, or Kafka could not be
-reached within KAFKA_TIMEOUT; 2 bad usage or configuration.`,
+reached within KAFKA_TIMEOUT; 2 bad usage or configuration; 130 interrupted (Ctrl-C).`,
 		Example: `  pingpong ping
   pingpong ping --count 3 --malformed 2
   KAFKA_BROKERS=kafka:9092 TOPIC_PREFIX=prod.pingpong pingpong ping --count 1 --timeout 30s`,
@@ -68,7 +71,12 @@ reached within KAFKA_TIMEOUT; 2 bad usage or configuration.`,
 				return err
 			}
 			summary := pinger.Summarize(reqs)
-			pinger.WriteSummary(out, summary, reqs, timeout)
+			interrupted := cmd.Context().Err() != nil // Ctrl-C: main cancels the context
+			pinger.WriteSummary(out, summary, reqs, timeout, interrupted)
+			if interrupted {
+				return exitError{fmt.Errorf("interrupted: %d of %d request(s) answered, %d sent and not answered yet, %d not sent",
+					summary.Answered, len(reqs), len(summary.Unanswered), summary.NotSent), exitInterrupted}
+			}
 			if !summary.OK() {
 				return fmt.Errorf("%d of %d request(s) did not get the answer they must get within %s", len(reqs)-summary.Answered+summary.Unexpected, len(reqs), timeout)
 			}

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pingpong/pingpong/app/servicetest"
 )
@@ -189,5 +196,109 @@ func TestREADMEPoisonQueueExampleIsTrue(t *testing.T) {
 	slices.Sort(positions)
 	if strings.Join(positions, " ") != "0:0 0:1" {
 		t.Errorf("the poison records are at %v, not 0:0 and 0:1 as the README says", positions)
+	}
+}
+
+// TestPingStopsOnCtrlCWithASummary: Ctrl-C in the middle of a long run stops ping at once; it
+// says it was interrupted, counts the answers that came before (read while it was still sending),
+// names no request as unanswered, and exits 130. An independent client counts what it sent.
+func TestPingStopsOnCtrlCWithASummary(t *testing.T) {
+	const total = 200_000
+	cluster := servicetest.Cluster(t, 4)
+	brokers := cluster.ListenAddrs()
+	servicetest.Start(t, servicetest.Config(t, brokers))
+	adm := kadm.NewClient(servicetest.Client(t, brokers))
+
+	cmd := exec.Command(binary, "ping", "--count", strconv.Itoa(total), "--timeout", "5m")
+	cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	answer := regexp.MustCompile(`^ping-[0-9a-f]{6}-\d+ +pong `)
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			lines <- scanner.Text()
+		}
+	}()
+	var out []string
+	answers := 0
+	for answers < 100 {
+		line, ok := <-lines
+		if !ok {
+			t.Fatalf("ping ended before its 100th answer:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+		}
+		out = append(out, line)
+		if answer.MatchString(line) {
+			answers++
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	requestedAtCtrlC := endOffset(t, adm, servicetest.Topics.Requested)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for line := range lines {
+			out = append(out, line)
+			if answer.MatchString(line) {
+				answers++
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ping still runs 30s after Ctrl-C")
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Errorf("ping after Ctrl-C: %v, want exit code 130", err)
+	}
+	t.Logf("Ctrl-C after %d answers, with %d of %d requests on %s", 100, requestedAtCtrlC, total, servicetest.Topics.Requested)
+
+	last := out[len(out)-1]
+	if strings.HasPrefix(last, "round trip: ") {
+		last = out[len(out)-2]
+	}
+	summary := regexp.MustCompile(`^interrupted: sent (\d+), answered (\d+), unanswered (\d+), unexpected 0, not sent (\d+)$`)
+	m := summary.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("no summary of an interrupted run; the output ends with:\n%s", strings.Join(out[max(0, len(out)-5):], "\n"))
+	}
+	n := func(s string) int { i, _ := strconv.Atoi(s); return i }
+	sent, answered, unanswered, notSent := n(m[1]), n(m[2]), n(m[3]), n(m[4])
+	if answered != answers || sent != answered+unanswered || sent+notSent != total || answered == total {
+		t.Errorf("summary %q: %d answer lines printed, %d requests in all", last, answers, total)
+	}
+	// What it says it sent is what Kafka holds (the service's answers would not change that).
+	if requested := endOffset(t, adm, servicetest.Topics.Requested); requested != int64(sent) {
+		t.Errorf("ping says it sent %d; %s holds %d", sent, servicetest.Topics.Requested, requested)
+	}
+	for _, line := range out {
+		if strings.Contains(line, "no answer within") || strings.Contains(line, "not sent:") {
+			t.Errorf("a request named as failed after Ctrl-C: %q", line)
+			break
+		}
+	}
+	// docs/operators.md shows such a summary.
+	doc := regexp.MustCompile("`(interrupted: [^`]*)`").FindStringSubmatch(operatorsDocBlock(t, "## `pingpong ping`", "Ctrl-C"))
+	if doc == nil || !summary.MatchString(doc[1]) {
+		t.Errorf("docs/operators.md's ping section shows no summary of an interrupted run like the binary's: %v", doc)
+	}
+	want := fmt.Sprintf("pingpong: interrupted: %d of %d request(s) answered, %d sent and not answered yet, %d not sent\n", answered, total, unanswered, notSent)
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }

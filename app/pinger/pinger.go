@@ -134,9 +134,15 @@ func RunID() string {
 	return hex.EncodeToString(b)
 }
 
-// Run sends reqs to <prefix>.requested and waits for their answers until each has one or
-// timeout passes, calling answered for each answer as it arrives. Requests without an
-// answer are left with Answered false.
+// ErrNotSent is the SendErr of a request that was never handed to Kafka: the run was
+// interrupted, or timed out, before its turn.
+var ErrNotSent = errors.New("stopped before it was sent")
+
+// Run sends reqs to <prefix>.requested and waits for their answers until each has one, timeout
+// passes or ctx is done (Ctrl-C), calling answered for each answer as it arrives. The answers
+// are read while the requests are still being sent, so that a run stopped early has counted
+// every answer that came before. Requests without an answer are left with Answered false;
+// those not sent, with SendErr set (ErrNotSent for those never handed to Kafka).
 func (p *Pinger) Run(ctx context.Context, reqs []*Request, timeout time.Duration, answered func(*Request)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -160,21 +166,34 @@ func (p *Pinger) Run(ctx context.Context, reqs []*Request, timeout time.Duration
 
 	var mu sync.Mutex // guards the requests: produce callbacks run on the client's goroutines
 	settled := 0      // requests answered or that could not be sent
-	for _, r := range reqs {
-		record := &kgo.Record{Topic: p.topics.Requested, Key: r.Key, Value: r.Body}
-		r.SentAt = time.Now()
-		p.client.Produce(ctx, record, func(_ *kgo.Record, err error) {
-			if err == nil {
-				return
+	notSent := func(r *Request, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.SendErr = err
+		if !r.Answered {
+			settled++
+		}
+	}
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for _, r := range reqs {
+			if ctx.Err() != nil {
+				notSent(r, ErrNotSent)
+				continue
 			}
 			mu.Lock()
-			defer mu.Unlock()
-			r.SendErr = err
-			if !r.Answered {
-				settled++
-			}
-		})
-	}
+			r.SentAt = time.Now()
+			mu.Unlock()
+			record := &kgo.Record{Topic: p.topics.Requested, Key: r.Key, Value: r.Body}
+			// Blocks while the client's buffer is full; returns at once when ctx is done.
+			p.client.Produce(ctx, record, func(_ *kgo.Record, err error) {
+				if err != nil {
+					notSent(r, err)
+				}
+			})
+		}
+	}()
 
 	for ctx.Err() == nil {
 		mu.Lock()
@@ -189,6 +208,8 @@ func (p *Pinger) Run(ctx context.Context, reqs []*Request, timeout time.Duration
 		cancelPoll()
 		for _, fe := range fetches.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+				cancel() // the sending stops
+				<-sending
 				return fmt.Errorf("reading the answers from %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
 			}
 		}
@@ -211,7 +232,9 @@ func (p *Pinger) Run(ctx context.Context, reqs []*Request, timeout time.Duration
 		})
 		mu.Unlock()
 	}
-	// Every produce returns (acknowledged or failed) before the results are read.
+	<-sending
+	// Every produce returns (acknowledged or failed) before the results are read. Records still
+	// buffered when ctx ended fail at once (not sent); those already on their way are waited for.
 	return p.client.Flush(context.WithoutCancel(ctx))
 }
 
@@ -337,18 +360,37 @@ func WriteAnswer(w io.Writer, r *Request, width int) {
 		r.AnswerTopic, r.AnswerPartition, r.AnswerOffset, status)
 }
 
-// WriteSummary prints the summary and the requests that went wrong.
-func WriteSummary(w io.Writer, s Summary, reqs []*Request, timeout time.Duration) {
-	for _, r := range reqs {
-		if r.SendErr != nil {
+// listed is how many requests WriteSummary names, of those not sent and of those unanswered.
+const listed = 10
+
+// WriteSummary prints the summary and the requests that went wrong (the first few of each
+// kind). After an interrupt it names none: they were stopped, not failed.
+func WriteSummary(w io.Writer, s Summary, reqs []*Request, timeout time.Duration, interrupted bool) {
+	if !interrupted {
+		var failed []*Request
+		for _, r := range reqs {
+			if r.SendErr != nil {
+				failed = append(failed, r)
+			}
+		}
+		for i, r := range failed[:min(len(failed), listed)] {
 			fmt.Fprintf(w, "%s: not sent: %v\n", r.Label, r.SendErr)
+			if i == listed-1 && len(failed) > listed {
+				fmt.Fprintf(w, "... and %d more not sent\n", len(failed)-listed)
+			}
+		}
+		for i, r := range s.Unanswered[:min(len(s.Unanswered), listed)] {
+			fmt.Fprintf(w, "%s: no answer within %s\n", r.Label, timeout)
+			if i == listed-1 && len(s.Unanswered) > listed {
+				fmt.Fprintf(w, "... and %d more without an answer within %s\n", len(s.Unanswered)-listed, timeout)
+			}
 		}
 	}
-	for _, r := range s.Unanswered {
-		fmt.Fprintf(w, "%s: no answer within %s\n", r.Label, timeout)
+	if interrupted {
+		fmt.Fprint(w, "interrupted: ")
 	}
 	fmt.Fprintf(w, "sent %d, answered %d, unanswered %d, unexpected %d", s.Sent, s.Answered, len(s.Unanswered), s.Unexpected)
-	if s.NotSent > 0 {
+	if s.NotSent > 0 || interrupted {
 		fmt.Fprintf(w, ", not sent %d", s.NotSent)
 	}
 	fmt.Fprintln(w)

@@ -2,6 +2,8 @@ package pinger
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,3 +85,25 @@ type testError string
 func (e testError) Error() string { return string(e) }
 
 const errTest = testError("broker away")
+
+// TestSummaryNamesTheFirstFailuresOnly: a long run with nothing answering names ten requests and
+// counts the rest, rather than printing a line for each; an interrupted run names none.
+func TestSummaryNamesTheFirstFailuresOnly(t *testing.T) {
+	reqs := Requests("abc123", 25, 0)
+	reqs[24].SendErr = ErrNotSent
+	var out strings.Builder
+	WriteSummary(&out, Summarize(reqs), reqs, time.Second, false)
+	want := "ping-abc123-25: not sent: stopped before it was sent\n"
+	for i := 1; i <= 10; i++ {
+		want += fmt.Sprintf("ping-abc123-%d: no answer within 1s\n", i)
+	}
+	want += "... and 14 more without an answer within 1s\nsent 24, answered 0, unanswered 24, unexpected 0, not sent 1\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	out.Reset()
+	WriteSummary(&out, Summarize(reqs), reqs, time.Second, true)
+	if want := "interrupted: sent 24, answered 0, unanswered 24, unexpected 0, not sent 1\n"; out.String() != want {
+		t.Errorf("interrupted: got\n%s\nwant\n%s", out.String(), want)
+	}
+}

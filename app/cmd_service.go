@@ -78,17 +78,20 @@ func startEmbedded(cfg *config.Service, logger *logrus.Logger) (*embedded.Broker
 	return broker, nil
 }
 
-// logHints says how to try the embedded broker from another terminal. Each command is a field
-// with no double quote or backslash in it, so that it reads the same, and can be copied as is,
-// from a terminal, a file or a pipe, in text or JSON: the formatters escape only those.
+// logHints prints the commands of the README's shortest path (steps 2 to 4), with the broker's
+// real address, so that they can be copied from the log; TestShortestPathIsTheREADMEs holds them
+// to the README. Each command is a field with no double quote or backslash in it, so that it reads
+// the same, and can be copied as is, from a terminal, a file or a pipe, in text or JSON: the
+// formatters escape only those (hence no hint for the README's `echo '{...}' | kcat -P`).
 // kcat -C reads one topic (its last -t), hence a command for each answer topic.
 func logHints(logger *logrus.Logger, broker string, topics config.Topics) {
 	tool := "go run ./app"
 	if broker != devBroker { // EMBEDDED_BROKER_PORT moved it from where the tools look
 		tool = "KAFKA_BROKERS=" + broker + " " + tool
 	}
-	logger.WithField("command", tool+" ping").Info("Send pings and wait for their answers")
-	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Succeeded+" -K ' '").Info("Read the pongs")
-	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Failed+" -K ' '").Info("Read the poison queue")
-	logger.WithField("command", tool+" dlq list").Info("List the poison queue with why each failed")
+	logger.WithField("command", tool+" ping --count 3 --malformed 2").Info("Send pings, and bad requests, and wait for their answers")
+	logger.WithField("command", tool+" dlq list").Info("List the poison queue, where the bad requests were answered, and why")
+	logger.WithField("command", tool+" dlq show P:O").Info("Show one poison record in full, at a position P:O from the AT column of dlq list")
+	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Succeeded+" -e -K ' '").Info("Read the pongs")
+	logger.WithField("command", "kcat -C -b "+broker+" -t "+topics.Failed+" -e -K ' '").Info("Read the poison queue")
 }

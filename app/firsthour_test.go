@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,6 +125,106 @@ func TestToolsUseTheEmbeddedBrokersAddressWhenKafkaBrokersIsUnset(t *testing.T) 
 	details, err := kadm.NewClient(servicetest.Client(t, []string{devBroker})).ListTopics(context.Background(), "first.hour.requested", "first.hour.succeeded", "first.hour.failed")
 	if err != nil || len(details) != 3 || details.Error() != nil {
 		t.Errorf("the topics topics create made: %v %v", details, err)
+	}
+	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+// logHint is a command the service's log suggests: msg="..." command="...", in logrus's text
+// format as it goes to a pipe.
+var logHint = regexp.MustCompile(`msg="([^"]*)" command="([^"]*)"`)
+
+// shortestPathCommands are the commands of the README's shortest path: its code spans that run
+// the binary, and the lines of its code block, without their comments.
+func shortestPathCommands(t *testing.T) []string {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## The shortest path through it\n")
+	if !ok {
+		t.Fatal("the README has no shortest path")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var commands []string
+	for _, m := range regexp.MustCompile("`(go run ./app[^`]*)`|(?m)^ +(kcat [^#\n]*?|echo [^#\n]*?) *(?:#.*)?$").FindAllStringSubmatch(section, -1) {
+		commands = append(commands, m[1]+m[2])
+	}
+	return commands
+}
+
+// TestShortestPathIsTheREADMEs walks the README's shortest path with the default four partitions:
+// the service's log suggests the README's commands, and each works as the README says, `dlq
+// show` with any position `dlq list` printed; a position in an empty partition says where the
+// records are. (kcat's step: TestEmbeddedBrokerAnswersKcat.)
+func TestShortestPathIsTheREADMEs(t *testing.T) {
+	readme := shortestPathCommands(t)
+	// The hints are steps 2 to 4 but for the request that kcat -P sends, a JSON text whose quotes a
+	// log field would escape; ping sends requests instead.
+	var want []string
+	for _, c := range readme {
+		if c != "go run ./app" && !strings.Contains(c, "kcat -P") {
+			want = append(want, c)
+		}
+	}
+	if len(want) != 5 {
+		t.Fatalf("the README's shortest path has changed: %q", readme)
+	}
+
+	_, port, _ := strings.Cut(devBroker, ":")
+	p := startBinary(t, []string{"EMBEDDED_BROKER_PORT=" + port, "HTTP_ADDR=127.0.0.1:0"})
+	log := awaitReady(t, p.Output.String, func() bool { _, exited := p.Exited(); return exited }, time.Minute)
+	var hints []string
+	for _, m := range logHint.FindAllStringSubmatch(log, -1) {
+		hints = append(hints, strings.ReplaceAll(m[2], devBroker, "127.0.0.1:9092"))
+	}
+	if !slices.Equal(hints, want) {
+		t.Errorf("the log suggests\n%s\nthe README's shortest path says\n%s", strings.Join(hints, "\n"), strings.Join(want, "\n"))
+	}
+
+	tool := func(command string) toolResult {
+		t.Helper()
+		args, ok := strings.CutPrefix(command, "go run ./app ")
+		if !ok {
+			t.Fatalf("not a tool command: %s", command)
+		}
+		return runTool(t, nil, nil, strings.Fields(args)...)
+	}
+	if r := tool(want[0]); r.code != 0 || !strings.Contains(r.stdout, "sent 5, answered 5, unanswered 0, unexpected 0\n") {
+		t.Fatalf("%s: %s", want[0], r)
+	}
+	list := tool(want[1])
+	rows := regexp.MustCompile(`(?m)^\S+\s+(\d+):(\d+)\s+\S+\s+(malformed|not_ping)\s`).FindAllStringSubmatch(list.stdout, -1)
+	if list.code != 0 || len(rows) != 2 {
+		t.Fatalf("%s: want the two bad requests: %s", want[1], list)
+	}
+	holding := map[string]bool{}
+	for _, row := range rows {
+		at := row[1] + ":" + row[2]
+		holding[row[1]] = true
+		show := tool(strings.Replace(want[2], "P:O", at, 1))
+		if show.code != 0 || !strings.Contains(show.stdout, "record          dev.pingpong.failed:"+at+"\n") ||
+			!strings.Contains(show.stdout, "reason code     "+row[3]+"\n") {
+			t.Errorf("dlq show %s, a position dlq list printed: %s", at, show)
+		}
+	}
+	// Two records leave at least two of the four partitions empty.
+	for partition := range 4 {
+		if holding[strconv.Itoa(partition)] {
+			continue
+		}
+		at := strconv.Itoa(partition) + ":0"
+		r := tool(strings.Replace(want[2], "P:O", at, 1))
+		if r.code != 1 || !strings.Contains(r.stderr, "partition "+strconv.Itoa(partition)+" of dev.pingpong.failed is empty; records are at ") {
+			t.Errorf("dlq show %s, an empty partition: %s", at, r)
+		}
+		for _, row := range rows {
+			if !strings.Contains(r.stderr, row[1]+":"+row[2]) {
+				t.Errorf("dlq show %s does not say that a record is at %s:%s: %s", at, row[1], row[2], r.stderr)
+			}
+		}
 	}
 	if code := p.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -325,6 +326,40 @@ func describePartitions(ps []int32) string {
 	return fmt.Sprintf("partitions %d to %d", ps[0], ps[len(ps)-1])
 }
 
+// whereRecordsAre says which positions hold records, for someone who asked for a position in an
+// empty partition (with several partitions, where a record lands is the partitioner's choice).
+func whereRecordsAre(partitions []int32, starts, ends map[int32]int64) string {
+	const most = 5 // partitions named
+	var at []string
+	more := 0
+	for _, p := range partitions {
+		start, end := starts[p], ends[p]
+		switch {
+		case start >= end:
+			continue
+		case len(at) == most:
+			more++
+		case end-start == 1:
+			at = append(at, fmt.Sprintf("%d:%d", p, start))
+		default:
+			at = append(at, fmt.Sprintf("%d:%d to %d:%d", p, start, p, end-1))
+		}
+	}
+	switch {
+	case len(at) == 0:
+		return "so are all the others: the poison queue is empty"
+	case more == 1:
+		at = append(at, "another partition")
+	case more > 1:
+		at = append(at, fmt.Sprintf("%d other partitions", more))
+	}
+	list := at[0]
+	if len(at) > 1 {
+		list = strings.Join(at[:len(at)-1], ", ") + " and " + at[len(at)-1]
+	}
+	return "records are at " + list + " (the AT column of `pingpong dlq list`)"
+}
+
 // ErrNoRecord is a position that holds no record.
 var ErrNoRecord = errors.New("no record")
 
@@ -348,7 +383,7 @@ func (q *Queue) Get(ctx context.Context, partition int32, offset int64) (Record,
 	start, end := starts[partition], ends[partition]
 	switch {
 	case start >= end:
-		return Record{}, fmt.Errorf("%w at %d:%d: partition %d of %s is empty", ErrNoRecord, partition, offset, partition, q.Topics.Failed)
+		return Record{}, fmt.Errorf("%w at %d:%d: partition %d of %s is empty; %s", ErrNoRecord, partition, offset, partition, q.Topics.Failed, whereRecordsAre(partitions, starts, ends))
 	case offset < start || offset >= end:
 		return Record{}, fmt.Errorf("%w at %d:%d: partition %d of %s holds offsets %d to %d", ErrNoRecord, partition, offset, partition, q.Topics.Failed, start, end-1)
 	}

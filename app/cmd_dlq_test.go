@@ -143,27 +143,6 @@ func golden(t *testing.T, name, got string) {
 // anyTime is a time as the tools print it, to any precision: RFC 3339, or an hour of by_hour.
 var anyTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?Z`)
 
-// operatorsDocBlock is the first code block that opens with fence after heading in
-// docs/operators.md.
-func operatorsDocBlock(t *testing.T, heading, fence string) string {
-	t.Helper()
-	doc, err := os.ReadFile("../docs/operators.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(doc), "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("docs/operators.md has no %q", heading)
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	_, block, ok := strings.Cut(section, fence)
-	if !ok {
-		t.Fatalf("docs/operators.md's %q has no %q block", heading, fence)
-	}
-	block, _, _ = strings.Cut(block, "```")
-	return block
-}
-
 // poisonMix are requests the service poisons, each with what an operator must see.
 var poisonMix = []struct {
 	key, value string

@@ -21,6 +21,27 @@ import (
 // The tests of this file do what a new user does in the first hour, as the README's quick start
 // and shortest path say it.
 
+// operatorsDocBlock is the first code block that opens with fence after heading in
+// docs/operators.md.
+func operatorsDocBlock(t *testing.T, heading, fence string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/operators.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/operators.md has no %q", heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, fence)
+	if !ok {
+		t.Fatalf("docs/operators.md's %q has no %q block", heading, fence)
+	}
+	block, _, _ = strings.Cut(block, "```")
+	return block
+}
+
 // readyLine is the service's Ready log line, in logrus's text format, with its HTTP address.
 var readyLine = regexp.MustCompile(`msg="Ready: [^"]*" http="(http://[^"]+)"`)
 

@@ -179,6 +179,9 @@ func (s *Service) ready(ctx context.Context) error {
 	if !s.assignment.Joined() {
 		return fmt.Errorf("not in the consumer group %s (yet): the instance answers nothing", s.cfg.ConsumerGroup)
 	}
+	if err := s.assignment.Readable(); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -72,6 +72,11 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	if err := kafkaclient.Check(context.Background(), cfg.Kafka); err != nil {
 		return nil, err
 	}
+	if cfg.Transport.Name != config.TransportWatermill { // the batch setting is franz-go's
+		if err := kafkaclient.CheckBatchBytes(context.Background(), cfg.Kafka, cfg.Transport.ProducerBatchBytes, topics.Succeeded, topics.Failed); err != nil {
+			return nil, err
+		}
+	}
 	s.assignment = transport.NewAssignment(s.registry)
 	kafka, err := transport.New(cfg, wmLogger, s.assignment)
 	if err != nil {

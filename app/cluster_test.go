@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/servicetest"
 )
@@ -55,5 +58,59 @@ func TestBatchBytesAboveTheAnswerTopicsLimitStopsAtStartUp(t *testing.T) {
 			t.Fatalf("with the batch within the limit: not ready (exited: %v %v)", exited, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestShutdownPastItsTimeoutExitsZeroAndLosesNothing: SIGTERM while an answer's write is held by
+// the broker longer than SHUTDOWN_TIMEOUT. The stop takes SHUTDOWN_TIMEOUT and a little more,
+// says the requests in flight are left uncommitted, and exits 0 (a requested stop); after a
+// restart every request is answered.
+func TestShutdownPastItsTimeoutExitsZeroAndLosesNothing(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	brokers := cluster.ListenAddrs()
+	var holding atomic.Bool
+	held := make(chan struct{}, 1)
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		produce := req.(*kmsg.ProduceRequest)
+		if holding.Load() && len(produce.Topics) > 0 && produce.Topics[0].Topic != servicetest.Topics.Requested {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			cluster.SleepControl(func() { time.Sleep(4 * time.Second) })
+		}
+		return nil, nil, false
+	})
+	reqs := servicetest.Mix("slowstop", 10, 1)
+	env := append(serviceEnv(brokers), "SHUTDOWN_TIMEOUT=1s")
+
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+	holding.Store(true)
+	first := startBinary(t, env)
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer was written")
+	}
+	stopping := time.Now()
+	code := first.Signal(t, syscall.SIGTERM, 20*time.Second)
+	t.Logf("stopped in %v with exit code %d", time.Since(stopping).Round(10*time.Millisecond), code)
+	if code != 0 {
+		t.Errorf("exit code %d after a shutdown past SHUTDOWN_TIMEOUT, want 0", code)
+	}
+	if !strings.Contains(first.Output.String(), "Shutdown ran past SHUTDOWN_TIMEOUT") {
+		t.Error("the log does not say the shutdown ran past SHUTDOWN_TIMEOUT")
+	}
+
+	holding.Store(false)
+	second := startBinary(t, env)
+	tally := servicetest.NewReader(t, brokers).Await(t, reqs, 30*time.Second)
+	t.Logf("after the restart: %s", tally)
+	if len(tally.Missing) > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s\nmissing %v\nwrong %v", tally, tally.Missing, tally.Wrong)
+	}
+	if code := second.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d after a clean stop, want 0", code)
 	}
 }

@@ -457,7 +457,7 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	c.cfg.Assignment.Revoked(generation, revoked)
 	c.logger.Info("Partitions revoked: finishing the messages in flight", watermill.LogFields{"partitions": revoked[c.topic]})
 	c.drain(workers, c.cfg.DrainTimeout)
-	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+	if err := cl.CommitMarkedOffsets(ctx); err != nil && !c.watch.commitFailed(err) {
 		c.logger.Error("Committing the revoked partitions failed; their next owner may answer some requests again", err, nil)
 	}
 }

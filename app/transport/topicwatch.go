@@ -97,6 +97,17 @@ func (w *topicWatch) fetchFailed(err error) bool {
 	return true
 }
 
+// commitFailed is the revoke's hook: true if a failed commit is the watch's to explain. The
+// partitions of a deleted topic are revoked when it is purged, and their offsets cannot be
+// committed (UNKNOWN_TOPIC_ID): they are gone with the topic, and nothing is answered again.
+func (w *topicWatch) commitFailed(err error) bool {
+	if !errors.Is(err, kerr.UnknownTopicID) {
+		return false
+	}
+	w.logger.Info("The revoked partitions' offsets were not committed: their topic was deleted", nil)
+	return true
+}
+
 // topicSeen is what a metadata request said of the topic.
 type topicSeen struct {
 	exists     bool

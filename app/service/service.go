@@ -252,7 +252,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if closeErr := s.router.Close(); closeErr != nil {
 		if ctx.Err() != nil && isCloseTimeout(closeErr) {
 			// A stop that was asked for and ran out of time still stops, and loses nothing:
-			// exit 0, as for any other requested stop (docs/operators.md, "Exit codes").
+			// exit 0, as for any other requested stop (docs/architecture.md, "At-least-once").
 			timedOut = true
 			s.log.WithField("shutdown_timeout", s.cfg.ShutdownTimeout.String()).Warn(
 				"Shutdown ran past SHUTDOWN_TIMEOUT: the requests still in flight are not committed, and are answered again after the restart")

@@ -63,8 +63,8 @@ func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.P
 	}
 	pc.Producer.RequiredAcks = sarama.WaitForAll
 	// Idempotent: a write the broker applied but answered late or with REQUEST_TIMED_OUT is
-	// retried with its sequence number, and the broker keeps one copy. Without it each retry
-	// wrote the answer again (issue 20: one request answered up to 29 times). Sarama requires
+	// retried with its sequence number, and the broker keeps one copy; without it each retry
+	// writes the answer again (docs/contract.md, "More than one answer"). Sarama requires
 	// acks=all, one request in flight per broker and Kafka 0.11 (saramaVersion is 2.1).
 	pc.Producer.Idempotent = true
 	pc.Net.MaxOpenRequests = 1

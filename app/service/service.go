@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,11 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	// setting, rather than in clients that would retry it in the background for ever.
 	if err := kafkaclient.Check(context.Background(), cfg.Kafka); err != nil {
 		return nil, err
+	}
+	if cfg.Transport.Name != config.TransportWatermill { // the batch setting is franz-go's
+		if err := kafkaclient.CheckBatchBytes(context.Background(), cfg.Kafka, cfg.Transport.ProducerBatchBytes, topics.Succeeded, topics.Failed); err != nil {
+			return nil, err
+		}
 	}
 	s.assignment = transport.NewAssignment(s.registry)
 	kafka, err := transport.New(cfg, wmLogger, s.assignment)
@@ -179,6 +185,9 @@ func (s *Service) ready(ctx context.Context) error {
 	if !s.assignment.Joined() {
 		return fmt.Errorf("not in the consumer group %s (yet): the instance answers nothing", s.cfg.ConsumerGroup)
 	}
+	if err := s.assignment.Readable(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -239,8 +248,17 @@ func (s *Service) Run(ctx context.Context) error {
 		err = fmt.Errorf("the HTTP server stopped: %w", err)
 	}
 	stopRouter()
+	timedOut := false
 	if closeErr := s.router.Close(); closeErr != nil {
-		err = errors.Join(err, fmt.Errorf("closing the router: %w", closeErr))
+		if ctx.Err() != nil && isCloseTimeout(closeErr) {
+			// A stop that was asked for and ran out of time still stops, and loses nothing:
+			// exit 0, as for any other requested stop (docs/architecture.md, "At-least-once").
+			timedOut = true
+			s.log.WithField("shutdown_timeout", s.cfg.ShutdownTimeout.String()).Warn(
+				"Shutdown ran past SHUTDOWN_TIMEOUT: the requests still in flight are not committed, and are answered again after the restart")
+		} else {
+			err = errors.Join(err, fmt.Errorf("closing the router: %w", closeErr))
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -248,10 +266,16 @@ func (s *Service) Run(ctx context.Context) error {
 	if closeErr := s.close(); closeErr != nil {
 		err = errors.Join(err, closeErr)
 	}
-	if err == nil {
+	if err == nil && !timedOut {
 		s.log.Info("Stopped cleanly")
 	}
 	return err
+}
+
+// isCloseTimeout tells whether err is Watermill's router giving up waiting for its handlers
+// (Router.Close returns a plain error, "router close timeout").
+func isCloseTimeout(err error) bool {
+	return strings.Contains(err.Error(), "router close timeout")
 }
 
 func (s *Service) close() error {

@@ -21,6 +21,7 @@ type Assignment struct {
 	rebalances prometheus.Counter
 	joined     prometheus.Gauge
 	inGroup    bool
+	topic      topicReadiness // whether the requested topic can be read (topicwatch.go)
 
 	mu         sync.Mutex
 	owned      map[string]map[int32]bool

@@ -44,6 +44,8 @@ type FranzPublisher struct {
 	wake   chan struct{}
 	closed chan struct{}
 	sent   chan struct{} // closed when sendFlights has returned
+	// recreated follows answer topics deleted and created again (franz_recreated.go).
+	recreated recreatedTopics
 }
 
 // pendingRecord is a record handed to Publish and not yet to the producer.
@@ -135,6 +137,7 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 	remaining.Store(int64(len(flight)))
 	for _, r := range flight {
 		p.client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
+			p.recreated.failed(p.client, rec.Topic, err)
 			r.promise(rec, err)
 			if remaining.Add(-1) == 0 {
 				close(acked)

@@ -128,6 +128,7 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		return nil, errors.New("franz subscriber: closed")
 	}
 	c := newConsumer(s.cfg, topic, s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}))
+	c.watch = newTopicWatch(topic, c.logger, s.cfg.Assignment)
 	decompressor := newBudgetedDecompressor(s.cfg.Budget)
 	c.decompressor = decompressor
 	opts := append(append([]kgo.Opt{}, s.cfg.ClientOptions...),
@@ -161,11 +162,13 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 	)
+	opts = append(opts, c.watch.options()...)
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
 	c.client = client
+	c.watch.start(c.pollCtx, client)
 	s.consumers = append(s.consumers, c)
 	go c.poll()
 	go c.resumeWhenRoom()
@@ -228,6 +231,9 @@ type consumer struct {
 	// polled are the records the last poll took from franz-go's buffer (recycleStripped).
 	polled []*kgo.Record
 
+	// watch follows the topic's deletion, recreation and new partitions (topicwatch.go).
+	watch *topicWatch
+
 	// fetchErrors bounds the fetch errors' log lines (fetchFailed; the poll loop's alone).
 	fetchErrors map[int32]fetchErrorLog
 
@@ -285,7 +291,7 @@ func (c *consumer) fetchFailed(partition int32, err error) {
 		c.worker(partition).skipUndecodable()
 		return
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || c.watch.fetchFailed(err) {
 		return
 	}
 	// franz-go fetches the partition again after its backoff, and the same error may come back
@@ -451,7 +457,7 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	c.cfg.Assignment.Revoked(generation, revoked)
 	c.logger.Info("Partitions revoked: finishing the messages in flight", watermill.LogFields{"partitions": revoked[c.topic]})
 	c.drain(workers, c.cfg.DrainTimeout)
-	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+	if err := cl.CommitMarkedOffsets(ctx); err != nil && !c.watch.commitFailed(err) {
 		c.logger.Error("Committing the revoked partitions failed; their next owner may answer some requests again", err, nil)
 	}
 }

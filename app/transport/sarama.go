@@ -62,14 +62,20 @@ func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.P
 		return nil, err
 	}
 	pc.Producer.RequiredAcks = sarama.WaitForAll
+	// Idempotent: a write the broker applied but answered late or with REQUEST_TIMED_OUT is
+	// retried with its sequence number, and the broker keeps one copy; without it each retry
+	// writes the answer again (docs/contract.md, "More than one answer"). Sarama requires
+	// acks=all, one request in flight per broker and Kafka 0.11 (saramaVersion is 2.1).
+	pc.Producer.Idempotent = true
+	pc.Net.MaxOpenRequests = 1
 	// Keyed answers go where Java's default partitioner (murmur2) and franz-go's put them, not
 	// where Sarama's default (FNV-1a) would: both transports key alike, and consumers that
 	// rely on Kafka's keying find them. Answers without a key are spread at random.
 	pc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	// Sarama's own retries are short: the Retry middleware does the backing off, and a
-	// publish that fails for good must reach the poison queue in bounded time.
-	pc.Producer.Retry.Max = 3
-	pc.Producer.Retry.Backoff = 100 * time.Millisecond
+	// Sarama's own retries span KAFKA_TIMEOUT, as franz-go's RecordDeliveryTimeout does: being
+	// idempotent they write nothing twice, where each retry of the Retry middleware is a new
+	// record. A publish that fails for good still reaches the poison queue in bounded time.
+	pc.Producer.Retry.Max, pc.Producer.Retry.BackoffFunc = saramaRetries(c.Kafka.Timeout)
 	pc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	return kafka.NewPublisher(kafka.PublisherConfig{
 		Brokers:               c.Kafka.BrokerList(),
@@ -106,4 +112,18 @@ func SaramaSource(msg *message.Message) middleware.Source {
 	src.Timestamp, _ = kafka.MessageTimestampFromCtx(ctx)
 	src.Key, _ = kafka.MessageKeyFromCtx(ctx)
 	return src
+}
+
+// saramaRetries are Sarama's producer retries for a publish that may take timeout: a pause of
+// 100 ms doubling up to 1 s, and as many retries as fill timeout (at least one).
+func saramaRetries(timeout time.Duration) (int, func(retries, maxRetries int) time.Duration) {
+	backoff := func(retries, _ int) time.Duration {
+		return min(100*time.Millisecond<<min(retries, 4), time.Second)
+	}
+	n, spent := 0, time.Duration(0)
+	for spent < timeout || n == 0 {
+		spent += backoff(n, 0)
+		n++
+	}
+	return n, backoff
 }

@@ -1,28 +1,19 @@
 package signin_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	oauth2 "github.com/go-oauth2/oauth2/v4"
-	"github.com/go-oauth2/oauth2/v4/errors"
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
-
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/app/signin"
 )
 
@@ -32,76 +23,6 @@ const (
 	clientID     = "pingpong"
 	clientSecret = "s3cr+t/Value=&%42"
 )
-
-// TokenServer is a real OAuth 2.0 authorization server (go-oauth2) granting client credentials
-// to one client, with tokens of the given lifetime: what Keycloak or Entra ID are to the service.
-type TokenServer struct {
-	URL     string
-	Manager *manage.Manager
-
-	mu       sync.Mutex
-	requests int
-	scopes   []string
-}
-
-// NewTokenServer serves the token endpoint at URL until the test ends.
-func NewTokenServer(t *testing.T, lifetime time.Duration) *TokenServer {
-	t.Helper()
-	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: lifetime})
-	m.MustTokenStorage(store.NewMemoryTokenStore())
-	clients := store.NewClientStore()
-	if err := clients.Set(clientID, &models.Client{ID: clientID, Secret: clientSecret}); err != nil {
-		t.Fatal(err)
-	}
-	m.MapClientStorage(clients)
-	cfg := server.NewConfig()
-	cfg.AllowedGrantTypes = []oauth2.GrantType{oauth2.ClientCredentials}
-	srv := server.NewServer(cfg, m)
-	ts := &TokenServer{Manager: m}
-	// RFC 6749 (2.3.1) form-encodes the id and secret inside Basic auth, as golang.org/x/oauth2
-	// sends them; go-oauth2's own handler compares them undecoded.
-	srv.ClientInfoHandler = func(r *http.Request) (string, string, error) {
-		id, secret, ok := r.BasicAuth()
-		if !ok {
-			return server.ClientFormHandler(r)
-		}
-		id, err1 := url.QueryUnescape(id)
-		secret, err2 := url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return "", "", errors.ErrInvalidClient
-		}
-		return id, secret, nil
-	}
-	srv.ClientScopeHandler = func(tgr *oauth2.TokenGenerateRequest) (bool, error) {
-		ts.mu.Lock()
-		defer ts.mu.Unlock()
-		ts.scopes = append(ts.scopes, tgr.Scope)
-		return true, nil
-	}
-	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ts.mu.Lock()
-		ts.requests++
-		ts.mu.Unlock()
-		_ = srv.HandleTokenRequest(w, r)
-	}))
-	t.Cleanup(h.Close)
-	ts.URL = h.URL + "/token"
-	return ts
-}
-
-// Requests is how many token requests the endpoint has had.
-func (s *TokenServer) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Valid tells whether the server would accept token now.
-func (s *TokenServer) Valid(token string) error {
-	_, err := s.Manager.LoadAccessToken(context.Background(), token)
-	return err
-}
 
 func secretFile(t *testing.T, secret string) string {
 	t.Helper()
@@ -113,7 +34,7 @@ func secretFile(t *testing.T, secret string) string {
 }
 
 func TestTokenFromTheClientCredentialsGrant(t *testing.T) {
-	ts := NewTokenServer(t, time.Hour)
+	ts := servicetest.NewTokenServer(t, clientID, clientSecret, time.Hour)
 	tokens, err := signin.ForOAuth(config.OAuth{TokenURL: ts.URL, ClientID: clientID,
 		ClientSecretFile: secretFile(t, clientSecret), Scope: "kafka  profile",
 		Extensions: "logicalCluster=lkc-abc12,identityPoolId=pool-Xy1"}, 5*time.Second)
@@ -127,8 +48,8 @@ func TestTokenFromTheClientCredentialsGrant(t *testing.T) {
 	if err := ts.Valid(token); err != nil {
 		t.Fatalf("the server does not know the token: %v", err)
 	}
-	if ts.scopes[0] != "kafka profile" {
-		t.Errorf("scope asked for %q, want %q", ts.scopes[0], "kafka profile")
+	if ts.Scopes()[0] != "kafka profile" {
+		t.Errorf("scope asked for %q, want %q", ts.Scopes()[0], "kafka profile")
 	}
 	if ext := tokens.Extensions(); ext["logicalCluster"] != "lkc-abc12" || ext["identityPoolId"] != "pool-Xy1" || len(ext) != 2 {
 		t.Errorf("extensions %v", ext)
@@ -148,7 +69,7 @@ func TestTokenFromTheClientCredentialsGrant(t *testing.T) {
 // to live, while the server still accepts it, so no connection is ever offered an expired one.
 func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 	const reused = 3 * time.Second
-	ts := NewTokenServer(t, signin.RefreshBefore+reused)
+	ts := servicetest.NewTokenServer(t, clientID, clientSecret, signin.RefreshBefore+reused)
 	tokens, err := signin.ForOAuth(config.OAuth{TokenURL: ts.URL, ClientID: clientID, ClientSecretFile: secretFile(t, clientSecret)}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +103,7 @@ func TestTokenIsRefreshedBeforeItExpires(t *testing.T) {
 // that does not answer each give an error that names the settings to look at and holds the
 // secret in no form.
 func TestTokenEndpointErrorsNameTheSettingsNotTheSecret(t *testing.T) {
-	ts := NewTokenServer(t, time.Hour)
+	ts := servicetest.NewTokenServer(t, clientID, clientSecret, time.Hour)
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dump, _ := httputil.DumpRequest(r, true)
 		w.Header().Set("Content-Type", "application/json")

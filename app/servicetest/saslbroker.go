@@ -66,6 +66,10 @@ func NewSignIns(c *kfake.Cluster, mechanism string, check func(auth []byte) (tim
 			return resp, nil, true
 		}
 		resp.SessionLifetimeMillis = lifetime.Milliseconds()
+		if mechanism == "AWS_MSK_IAM" {
+			// MSK answers a sign-in it accepts with its version and a request id.
+			resp.SASLAuthBytes = []byte(`{"version":"2020_10_22","request-id":"kfake"}`)
+		}
 		return resp, nil, true
 	})
 	return s

@@ -5,17 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pingpong/pingpong/app/config"
@@ -166,55 +162,10 @@ func TestOAuthBearerFailuresNameTheSettings(t *testing.T) {
 	}
 }
 
-// credentialsEndpoint is the container credentials endpoint EKS Pod Identity serves to a pod
-// (AWS_CONTAINER_CREDENTIALS_FULL_URI, with the token of AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE),
-// handing out a new access key each time, valid for lifetime.
-type credentialsEndpoint struct {
-	mu     sync.Mutex
-	issued []aws.Credentials
-}
-
-func (e *credentialsEndpoint) lookup(key string) (aws.Credentials, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, c := range e.issued {
-		if c.AccessKeyID == key {
-			return c, true
-		}
-	}
-	return aws.Credentials{}, false
-}
-
-// awsEnvironment clears the caller's AWS settings and points the SDK's chain at a Pod Identity
-// endpoint on loopback.
-func awsEnvironment(t *testing.T, lifetime time.Duration) *credentialsEndpoint {
-	e := &credentialsEndpoint{}
-	const authorization = "pod-identity-token"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != authorization {
-			http.Error(w, "no", http.StatusUnauthorized)
-			return
-		}
-		e.mu.Lock()
-		c := aws.Credentials{AccessKeyID: fmt.Sprintf("ASIAPODIDENTITY%04d", len(e.issued)), SecretAccessKey: fmt.Sprintf("secret-%d/%d", len(e.issued), time.Now().UnixNano()),
-			SessionToken: fmt.Sprintf("session-%d", len(e.issued)), Expires: time.Now().Add(lifetime)}
-		e.issued = append(e.issued, c)
-		e.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(map[string]string{"AccessKeyId": c.AccessKeyID, "SecretAccessKey": c.SecretAccessKey, "Token": c.SessionToken, "Expiration": c.Expires.UTC().Format(time.RFC3339)})
-	}))
-	t.Cleanup(srv.Close)
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
-			t.Setenv(name, "")
-		}
-	}
-	empty := writeFile(t, "aws-config", "")
-	t.Setenv("AWS_CONFIG_FILE", empty)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", srv.URL+"/v1/credentials")
-	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", writeFile(t, "token", authorization))
-	return e
+func podIdentity(t *testing.T, lifetime time.Duration) *servicetest.PodIdentity {
+	p := servicetest.NewPodIdentity(t, lifetime)
+	p.SetEnv(t)
+	return p
 }
 
 // TestMSKIAMSignInWithPodIdentityCredentials: with KAFKA_SASL_MECHANISM=AWS_MSK_IAM the client
@@ -222,13 +173,13 @@ func awsEnvironment(t *testing.T, lifetime time.Duration) *credentialsEndpoint {
 // in a payload an MSK broker accepts; the credentials are reused, and replaced when they have
 // less than signin.AWSRefreshBefore to live.
 func TestMSKIAMSignInWithPodIdentityCredentials(t *testing.T) {
-	endpoint := awsEnvironment(t, signin.AWSRefreshBefore+3*time.Second)
+	endpoint := podIdentity(t, signin.AWSRefreshBefore+3*time.Second)
 	pki := servicetest.NewPKI(t, "127.0.0.1")
 	cluster := servicetest.Cluster(t, 1, kfake.TLS(pki.BrokerTLS(false)))
 	// The broker's host, 127.0.0.1, holds no region: the signer takes AWS_REGION's.
 	const region = "eu-south-2" // not used by another test: the credentials source is per region
 	signIns := servicetest.NewSignIns(cluster, config.SASLAWSMSKIAM, func(auth []byte) (time.Duration, error) {
-		p, err := servicetest.VerifyMSKIAM(auth, "127.0.0.1", region, endpoint.lookup)
+		p, err := servicetest.VerifyMSKIAM(auth, "127.0.0.1", region, endpoint.Lookup)
 		if err == nil && !strings.HasPrefix(p["user-agent"], "pingpong/") {
 			err = fmt.Errorf("user-agent %q", p["user-agent"])
 		}
@@ -247,13 +198,13 @@ func TestMSKIAMSignInWithPodIdentityCredentials(t *testing.T) {
 	}
 	connect()
 	connect()
-	if len(endpoint.issued) != 1 {
-		t.Fatalf("%d credentials fetched for two clients, want 1 reused", len(endpoint.issued))
+	if len(endpoint.Issued()) != 1 {
+		t.Fatalf("%d credentials fetched for two clients, want 1 reused", len(endpoint.Issued()))
 	}
-	time.Sleep(time.Until(endpoint.issued[0].Expires.Add(-signin.AWSRefreshBefore + 100*time.Millisecond)))
+	time.Sleep(time.Until(endpoint.Issued()[0].Expires.Add(-signin.AWSRefreshBefore + 100*time.Millisecond)))
 	connect()
-	if len(endpoint.issued) != 2 {
-		t.Fatalf("%d credentials fetched, want new ones once the first had less than %s to live", len(endpoint.issued), signin.AWSRefreshBefore)
+	if len(endpoint.Issued()) != 2 {
+		t.Fatalf("%d credentials fetched, want new ones once the first had less than %s to live", len(endpoint.Issued()), signin.AWSRefreshBefore)
 	}
 	keys := map[string]bool{}
 	for _, x := range signIns.Exchanges() {
@@ -264,7 +215,7 @@ func TestMSKIAMSignInWithPodIdentityCredentials(t *testing.T) {
 		_ = json.Unmarshal(x.Auth, &p)
 		keys[strings.Split(p["x-amz-credential"], "/")[0]] = true
 	}
-	if !keys[endpoint.issued[0].AccessKeyID] || !keys[endpoint.issued[1].AccessKeyID] {
+	if !keys[endpoint.Issued()[0].AccessKeyID] || !keys[endpoint.Issued()[1].AccessKeyID] {
 		t.Errorf("signed with %v, want both keys issued", keys)
 	}
 }
@@ -272,7 +223,7 @@ func TestMSKIAMSignInWithPodIdentityCredentials(t *testing.T) {
 // TestMSKIAMRefusedAndUnavailable: a sign-in the broker refuses names the IAM settings to look
 // at, and credentials the chain cannot get stop Connect at once with what the SDK tried.
 func TestMSKIAMRefusedAndUnavailable(t *testing.T) {
-	endpoint := awsEnvironment(t, time.Hour)
+	endpoint := podIdentity(t, time.Hour)
 	pki := servicetest.NewPKI(t, "127.0.0.1")
 	cluster := servicetest.Cluster(t, 1, kfake.TLS(pki.BrokerTLS(false)))
 	servicetest.NewSignIns(cluster, config.SASLAWSMSKIAM, func([]byte) (time.Duration, error) {
@@ -284,7 +235,7 @@ func TestMSKIAMRefusedAndUnavailable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refused the AWS_MSK_IAM sign-in") || !strings.Contains(err.Error(), "kafka-cluster:Connect") {
 		t.Fatalf("a refused sign-in: %v", err)
 	}
-	if secret := endpoint.issued[0].SecretAccessKey; strings.Contains(err.Error(), secret) {
+	if secret := endpoint.Issued()[0].SecretAccessKey; strings.Contains(err.Error(), secret) {
 		t.Errorf("the error holds the secret key: %v", err)
 	}
 

@@ -111,7 +111,9 @@ func TestRefusedClientSecretStopsServiceAndTools(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 			t.Fatalf("pingpong %v: want exit code 1, got %v\n%s", args, err, out)
 		}
-		for _, s := range []string{"OAuth sign-in refused", "invalid_client", "KAFKA_SASL_OAUTH_CLIENT_SECRET_FILE"} {
+		// What docs/security.md shows.
+		for _, s := range []string{"pingpong: Kafka authentication failed before the broker at KAFKA_BROKERS=" + cluster.ListenAddrs()[0] + " was asked: OAuth sign-in refused: the token endpoint KAFKA_SASL_OAUTH_TOKEN_URL=" + ts.URL + " answered 401 Unauthorized (invalid_client: ",
+			`to client KAFKA_SASL_OAUTH_CLIENT_ID="pingpong"; check the client id, the secret in KAFKA_SASL_OAUTH_CLIENT_SECRET_FILE and KAFKA_SASL_OAUTH_SCOPE`} {
 			if !strings.Contains(string(out), s) {
 				t.Errorf("pingpong %v does not say %q:\n%s", args, s, out)
 			}

@@ -376,7 +376,7 @@ the Deployment, so every render runs them.
 {{- fail "kafka.sasl.mechanism is AWS_MSK_IAM: set kafka.tls.enabled (MSK takes IAM sign-in only on its TLS listeners, port 9098)" }}
 {{- end }}
 {{- if $v.autoscaling.keda.enabled }}
-{{- fail "autoscaling.keda.enabled with AWS_MSK_IAM: KEDA's scaler signs in with KEDA's own AWS identity, which this chart does not configure; use autoscaling.hpa, or write the ScaledObject yourself (docs/kubernetes.md)" }}
+{{- fail "autoscaling.keda.enabled with AWS_MSK_IAM: KEDA's scaler signs in with KEDA's own AWS identity, which this chart does not configure; use autoscaling.hpa, or write the ScaledObject yourself (docs/security.md, Cloud sign-in)" }}
 {{- end }}
 {{- end }}
 {{- if and (include "pingpong.saslOAuth" .) $v.autoscaling.keda.enabled }}

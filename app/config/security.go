@@ -197,8 +197,11 @@ func (s SASL) validate() error {
 	default:
 		return invalid("KAFKA_SASL_MECHANISM", s.Mechanism, "must be "+mechanisms)
 	}
+	if mechanism == "" {
+		return nil // SASL off: its other settings are ignored, as they always were
+	}
 	userPassword := mechanism == SASLPlain || mechanism == SASLScramSHA256 || mechanism == SASLScramSHA512
-	// A setting the mechanism does not use is a mistake to point out, not to ignore.
+	// A setting the chosen mechanism does not use is a mistake to point out, not to ignore.
 	if !userPassword {
 		for _, set := range [][2]string{{"KAFKA_SASL_USERNAME", s.Username}, {"KAFKA_SASL_PASSWORD_FILE", s.PasswordFile}, {"KAFKA_SASL_PASSWORD", s.Password}} {
 			if set[1] != "" {
@@ -213,11 +216,13 @@ func (s SASL) validate() error {
 			}
 		}
 	}
-	if s.AWSRegion != "" && !awsRegion.MatchString(s.AWSRegion) {
-		return invalid("AWS_REGION", s.AWSRegion, "is not an AWS region name such as eu-west-1")
-	}
 	switch mechanism {
-	case "", SASLAWSMSKIAM:
+	case SASLAWSMSKIAM:
+		// AWS_REGION is the standard variable, set on many machines: it is checked only when
+		// it is used.
+		if s.AWSRegion != "" && !awsRegion.MatchString(s.AWSRegion) {
+			return invalid("AWS_REGION", s.AWSRegion, "is not an AWS region name such as eu-west-1")
+		}
 		return nil
 	case SASLOAuthBearer:
 		return s.OAuth.validate()

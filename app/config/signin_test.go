@@ -50,6 +50,10 @@ func TestCloudSignInSettings(t *testing.T) {
 		oauth("KAFKA_SASL_OAUTH_SCOPE", "https://ns.servicebus.windows.net/.default", "KAFKA_SASL_OAUTH_EXTENSIONS", "logicalCluster=lkc-abc12, identityPoolId=pool-Xy1"),
 		msk(),
 		msk("AWS_REGION", "us-gov-west-1"),
+		// SASL off, or another mechanism: the other mechanisms' settings are not looked at (a
+		// machine's own AWS_REGION, say).
+		{"KAFKA_SASL_USERNAME": "pingpong", "KAFKA_SASL_OAUTH_CLIENT_ID": "x", "AWS_REGION": "local"},
+		oauth("AWS_REGION", "local"),
 	} {
 		if _, err := load(t, nil, env); err != nil {
 			t.Errorf("%v: %v", env, err)

@@ -91,7 +91,7 @@ func (s *SASL) addFlags(b binder) {
 	b.String(&s.OAuth.ClientID, "KAFKA_SASL_OAUTH_CLIENT_ID", "", "OAUTHBEARER: the OAuth 2.0 client id")
 	b.String(&s.OAuth.ClientSecretFile, "KAFKA_SASL_OAUTH_CLIENT_SECRET_FILE", "", "OAUTHBEARER: file holding the client secret (a mounted Kubernetes secret), read at each token request")
 	b.String(&s.OAuth.Scope, "KAFKA_SASL_OAUTH_SCOPE", "", "OAUTHBEARER: scopes asked for, separated by spaces; unset asks for none")
-	b.String(&s.OAuth.Extensions, "KAFKA_SASL_OAUTH_EXTENSIONS", "", "OAUTHBEARER: SASL extensions sent with the token, key=value,key=value (Confluent Cloud: logicalCluster=lkc-...,identityPoolId=pool-...)")
+	b.String(&s.OAuth.Extensions, "KAFKA_SASL_OAUTH_EXTENSIONS", "", "OAUTHBEARER: SASL extensions sent with the token, key=value,key=value (Confluent Cloud: logicalCluster and identityPoolId)")
 	b.String(&s.AWSRegion, "AWS_REGION", "", "AWS_MSK_IAM: region of the cluster, for signing when a broker's host name holds none and for the AWS SDK (EKS sets it); the standard AWS variable")
 }
 

@@ -54,7 +54,7 @@ func NewPodIdentity(t testing.TB, lifetime time.Duration) *PodIdentity {
 		}
 	}
 	// Nothing of the caller's AWS settings takes part: the chain finds only this endpoint.
-	p.env = []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=",
+	p.env = []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=",
 		"AWS_ROLE_ARN=", "AWS_WEB_IDENTITY_TOKEN_FILE=", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=",
 		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty, "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + srv.URL + "/v1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=" + token}
@@ -65,7 +65,8 @@ func NewPodIdentity(t testing.TB, lifetime time.Duration) *PodIdentity {
 func (p *PodIdentity) Env() []string { return p.env }
 
 // SetEnv points this process's AWS SDK at the endpoint until the test ends, every other AWS_
-// variable of the caller's cleared.
+// variable of the caller's cleared (AWS_REGION too, which kafkaclient sets from --aws-region:
+// t.Setenv puts it back).
 func (p *PodIdentity) SetEnv(t *testing.T) {
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {

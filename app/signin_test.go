@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,10 +47,16 @@ func oauthEnv(t *testing.T, brokers []string, tokenURL, secret string) []string 
 	}
 }
 
-// TestServiceAndPingSignInWithOAuthBearer: the service and `pingpong ping` both sign in with
+// TestServiceAndPingSignInWithOAuthBearer: the service, on either transport, and `pingpong ping` both sign in with
 // tokens of the client-credentials grant; the pings are answered, and neither the client
-// secret nor any token shows in their output, at LOG_LEVEL=trace.
+// secret nor any token shows in their output, at LOG_LEVEL=trace, nor in /metrics.
 func TestServiceAndPingSignInWithOAuthBearer(t *testing.T) {
+	for _, transport := range []string{config.TransportFranz, config.TransportWatermill} {
+		t.Run(transport, func(t *testing.T) { serviceAndPingSignIn(t, transport) })
+	}
+}
+
+func serviceAndPingSignIn(t *testing.T, transport string) {
 	ts := servicetest.NewTokenServer(t, oauthClient, oauthSecret, time.Hour)
 	cluster := servicetest.Cluster(t, 4)
 	signIns := servicetest.NewSignIns(cluster, config.SASLOAuthBearer, func(auth []byte) (time.Duration, error) {
@@ -61,7 +70,7 @@ func TestServiceAndPingSignInWithOAuthBearer(t *testing.T) {
 		return 0, ts.Valid(token)
 	})
 	env := oauthEnv(t, cluster.ListenAddrs(), ts.URL, oauthSecret)
-	service := startBinary(t, env)
+	service := startBinary(t, append(env, "KAFKA_TRANSPORT="+transport))
 
 	ping := exec.Command(binary, "ping", "--count", "3", "--timeout", "60s")
 	ping.Env = append(servicetest.Environ(), env...)
@@ -71,6 +80,19 @@ func TestServiceAndPingSignInWithOAuthBearer(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "sent 3, answered 3") {
 		t.Errorf("pingpong ping said:\n%s", out)
+	}
+	ready := regexp.MustCompile(`msg="Ready: [^"]*" http="(http://[^"]+)"`).FindStringSubmatch(service.Output.String())
+	if ready == nil {
+		t.Fatalf("no Ready line:\n%s", service.Output.String())
+	}
+	resp, err := http.Get(ready[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !strings.Contains(string(metrics), "pingpong_") {
+		t.Fatalf("GET /metrics: %v\n%s", err, metrics)
 	}
 	if code := service.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
@@ -84,7 +106,7 @@ func TestServiceAndPingSignInWithOAuthBearer(t *testing.T) {
 			t.Fatalf("the broker refused a sign-in: %v", x.Err)
 		}
 		token, _, _ := servicetest.ParseOAuthBearer(x.Auth)
-		for name, output := range map[string]string{"service": service.Output.String(), "ping": string(out)} {
+		for name, output := range map[string]string{"service": service.Output.String(), "ping": string(out), "/metrics": string(metrics)} {
 			if strings.Contains(output, token) {
 				t.Errorf("the %s's output shows a token", name)
 			}

@@ -47,9 +47,9 @@ func oauthEnv(t *testing.T, brokers []string, tokenURL, secret string) []string 
 	}
 }
 
-// TestServiceAndPingSignInWithOAuthBearer: the service, on either transport, and `pingpong ping` both sign in with
-// tokens of the client-credentials grant; the pings are answered, and neither the client
-// secret nor any token shows in their output, at LOG_LEVEL=trace, nor in /metrics.
+// TestServiceAndPingSignInWithOAuthBearer: the service, on either transport, and `pingpong
+// ping` sign in with tokens of the client-credentials grant; the pings are answered, and neither
+// the client secret nor any token shows in their output at LOG_LEVEL=trace, nor in /metrics.
 func TestServiceAndPingSignInWithOAuthBearer(t *testing.T) {
 	for _, transport := range []string{config.TransportFranz, config.TransportWatermill} {
 		t.Run(transport, func(t *testing.T) { serviceAndPingSignIn(t, transport) })

@@ -1,11 +1,13 @@
 package signin_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,4 +151,10 @@ func TestTokenEndpointErrorsNameTheSettingsNotTheSecret(t *testing.T) {
 // inside Basic auth.
 func secretForms(secret string) []string {
 	return []string{secret, strings.ReplaceAll(fmt.Sprintf("%q", secret), `"`, ""), formEscape(secret), basic(clientID, secret)}
+}
+
+func formEscape(s string) string { return url.QueryEscape(s) }
+
+func basic(id, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
 }

@@ -122,15 +122,17 @@ type release struct {
 	job            *batchv1.Job
 	service        *corev1.Service
 	serviceAccount *corev1.ServiceAccount
-	configMaps     map[string]*corev1.ConfigMap
-	secrets        map[string]*corev1.Secret
-	pdb            *policyv1.PodDisruptionBudget
-	hpa            *autoscalingv2.HorizontalPodAutoscaler
-	networkPolicy  *networkingv1.NetworkPolicy
-	serviceMonitor *monitoringv1.ServiceMonitor
-	prometheusRule *monitoringv1.PrometheusRule
-	scaledObject   *scaledObject
-	triggerAuth    *triggerAuthentication
+	// hookServiceAccount is the topics hook's copy, with AWS_MSK_IAM.
+	hookServiceAccount *corev1.ServiceAccount
+	configMaps         map[string]*corev1.ConfigMap
+	secrets            map[string]*corev1.Secret
+	pdb                *policyv1.PodDisruptionBudget
+	hpa                *autoscalingv2.HorizontalPodAutoscaler
+	networkPolicy      *networkingv1.NetworkPolicy
+	serviceMonitor     *monitoringv1.ServiceMonitor
+	prometheusRule     *monitoringv1.PrometheusRule
+	scaledObject       *scaledObject
+	triggerAuth        *triggerAuthentication
 }
 
 // kinds are the kinds the chart may render, each with the type it must decode into.
@@ -217,7 +219,11 @@ func (r *release) add(t *testing.T, file, manifest string) {
 	case *corev1.Service:
 		setOnce(t, &r.service, o, file)
 	case *corev1.ServiceAccount:
-		setOnce(t, &r.serviceAccount, o, file)
+		if _, hook := hookWeight(o); hook {
+			setOnce(t, &r.hookServiceAccount, o, file)
+		} else {
+			setOnce(t, &r.serviceAccount, o, file)
+		}
 	case *corev1.ConfigMap:
 		r.configMaps[o.Name] = o
 	case *corev1.Secret:

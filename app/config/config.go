@@ -90,7 +90,14 @@ func (k Kafka) Validate() error {
 	if err := k.TLS.validate(); err != nil {
 		return err
 	}
-	return k.SASL.validate()
+	if err := k.SASL.validate(); err != nil {
+		return err
+	}
+	if strings.EqualFold(k.SASL.Mechanism, SASLAWSMSKIAM) && !k.TLS.On() {
+		// The signed sign-in could be replayed for 15 minutes by whoever reads it.
+		return invalid("KAFKA_TLS_ENABLED", "false", "must be true with KAFKA_SASL_MECHANISM=AWS_MSK_IAM: MSK takes IAM sign-in only on its TLS listeners (port 9098, or 9198 from outside the VPC)")
+	}
+	return nil
 }
 
 // Logging is how the program logs.
@@ -349,6 +356,10 @@ func (s Service) Validate() error {
 		return invalid("MAX_REQUEST_BYTES", strconv.Itoa(s.MaxRequestBytes), fmt.Sprintf(
 			"must be at most KAFKA_PRODUCER_BATCH_BYTES (%d) minus %d, what a poison record adds to the request it carries, or a request of that size could not be answered",
 			s.Transport.ProducerBatchBytes, PoisonOverheadBytes))
+	case s.Transport.Name == TransportWatermill && strings.EqualFold(s.Kafka.SASL.Mechanism, SASLAWSMSKIAM):
+		// Sarama has no AWS_MSK_IAM; a third-party signer for it is not worth a second
+		// implementation of what franz-go does.
+		return invalid("KAFKA_TRANSPORT", s.Transport.Name, "must be franz-go with KAFKA_SASL_MECHANISM=AWS_MSK_IAM: watermill-kafka's Sarama has no MSK IAM sign-in")
 	case s.EmbeddedBrokerPort < 0 || s.EmbeddedBrokerPort > 65535:
 		return invalid("EMBEDDED_BROKER_PORT", strconv.Itoa(s.EmbeddedBrokerPort), "must be from 0 to 65535")
 	}

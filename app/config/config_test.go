@@ -118,7 +118,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{"MAX_REQUEST_BYTES", "0", "at least 1"},
 		{"TOPIC_PARTITIONS", "0", "from 1 to 10000"},
 		{"TOPIC_REPLICATION_FACTOR", "0", "-1"},
-		{"KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{"KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM"},
 		{"KAFKA_TLS_CA_FILE", "/no/such/ca.pem", "cannot be read"},
 	} {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {

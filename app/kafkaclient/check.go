@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/signin"
 )
 
 // Check connects to the cluster once with k's TLS and SASL settings, within k.Timeout, and says
@@ -77,10 +78,20 @@ func Explain(k config.Kafka, err error) error {
 		firstEOF *kgo.ErrFirstReadEOF
 		op       *net.OpError
 		exchange *saslError
+		signIn   *signin.Error
 	)
 	switch {
+	case errors.As(err, &signIn):
+		return fmt.Errorf("Kafka authentication failed before the broker at %s was asked: %w", where, signIn)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return fmt.Errorf("Kafka authentication failed: the broker at %s does not accept KAFKA_SASL_MECHANISM=%s: %w", where, k.SASL.Mechanism, err)
+	case (errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &exchange)) &&
+		strings.EqualFold(k.SASL.Mechanism, config.SASLOAuthBearer):
+		return fmt.Errorf("Kafka authentication failed: the broker at %s refused the OAUTHBEARER token of client KAFKA_SASL_OAUTH_CLIENT_ID=%q from KAFKA_SASL_OAUTH_TOKEN_URL=%s; check that the broker trusts that issuer (its JWKS or introspection endpoint, the audience), KAFKA_SASL_OAUTH_SCOPE and KAFKA_SASL_OAUTH_EXTENSIONS: %w",
+			where, k.SASL.OAuth.ClientID, k.SASL.OAuth.TokenURL, err)
+	case (errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &exchange)) &&
+		strings.EqualFold(k.SASL.Mechanism, config.SASLAWSMSKIAM):
+		return fmt.Errorf("Kafka authentication failed: the broker at %s refused the AWS_MSK_IAM sign-in; check that the IAM role the AWS SDK found (IRSA's AWS_ROLE_ARN, the EKS Pod Identity association) may kafka-cluster:Connect to the cluster, and AWS_REGION: %w", where, err)
 	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.As(err, &exchange):
 		return fmt.Errorf("Kafka authentication failed: the broker at %s refused %s user %q; check KAFKA_SASL_USERNAME, the password (KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE) and that the broker accepts the mechanism: %w",
 			where, strings.ToUpper(k.SASL.Mechanism), k.SASL.Username, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/signin"
 )
 
 // Connect opens a franz-go client with the shared settings plus opts and makes sure a broker
@@ -44,8 +45,11 @@ func Connect(ctx context.Context, k config.Kafka, opts ...kgo.Opt) (*kgo.Client,
 
 // unreachable is an error that says only that nothing answered in time.
 func unreachable(err error) bool {
-	var exchange *saslError
-	return !errors.As(err, &exchange) && !errors.Is(err, syscall.ECONNREFUSED) && errors.Is(err, context.DeadlineExceeded)
+	var (
+		exchange *saslError
+		signIn   *signin.Error
+	)
+	return !errors.As(err, &exchange) && !errors.As(err, &signIn) && !errors.Is(err, syscall.ECONNREFUSED) && errors.Is(err, context.DeadlineExceeded)
 }
 
 // ping asks the brokers for metadata until one answers or timeout passes. A refused
@@ -64,6 +68,10 @@ func ping(ctx context.Context, client *kgo.Client, timeout time.Duration, refuse
 		var kafkaErr *kerr.Error
 		if errors.As(err, &kafkaErr) && !kafkaErr.Retriable || refused() {
 			return err // the broker answered, with a refusal (SASL authentication, say)
+		}
+		var signIn *signin.Error
+		if errors.As(err, &signIn) {
+			return err // the token endpoint or the AWS SDK refused, before any broker was asked
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return err // nothing listens there

@@ -105,6 +105,59 @@ the release's own objects exist. */}}
 {{- end }}
 {{- end }}
 
+{{/* Non-empty for the mechanisms of a user name and password. */}}
+{{- define "pingpong.saslUserPassword" -}}
+{{- if has .Values.kafka.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512") }}true{{ end }}
+{{- end }}
+
+{{/* Non-empty with OAUTHBEARER. */}}
+{{- define "pingpong.saslOAuth" -}}
+{{- if eq .Values.kafka.sasl.mechanism "OAUTHBEARER" }}true{{ end }}
+{{- end }}
+
+{{/* Non-empty when the SASL credentials are in a Secret: not with AWS_MSK_IAM, whose come from
+the AWS SDK's chain (IRSA, EKS Pod Identity). */}}
+{{- define "pingpong.saslSecretNeeded" -}}
+{{- if or (include "pingpong.saslUserPassword" .) (include "pingpong.saslOAuth" .) }}true{{ end }}
+{{- end }}
+
+{{/* The data of the Secret the chart creates from values. */}}
+{{- define "pingpong.saslSecretData" -}}
+{{- if include "pingpong.saslOAuth" . }}
+client-secret: {{ .Values.kafka.sasl.oauth.clientSecret | b64enc | quote }}
+{{- else }}
+username: {{ .Values.kafka.sasl.username | b64enc | quote }}
+password: {{ .Values.kafka.sasl.password | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "pingpong.saslClientSecretKey" -}}
+{{- if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.existingSecretClientSecretKey }}{{ else }}client-secret{{ end }}
+{{- end }}
+
+{{/* The ServiceAccount's annotations: the user's, IRSA's role and the common ones. */}}
+{{- define "pingpong.serviceAccountAnnotations" -}}
+{{- $annotations := merge (deepCopy .Values.serviceAccount.annotations) .Values.commonAnnotations }}
+{{- with .Values.kafka.sasl.aws.roleArn }}
+{{- $_ := set $annotations "eks.amazonaws.com/role-arn" . }}
+{{- end }}
+{{- with $annotations }}{{ toYaml . }}{{ end }}
+{{- end }}
+
+{{/* Non-empty when the topics hook needs the pods' AWS identity but the release's
+ServiceAccount does not exist yet (hooks run first): it gets a hook-owned copy. */}}
+{{- define "pingpong.hookServiceAccount" -}}
+{{- if and (eq .Values.kafka.sasl.mechanism "AWS_MSK_IAM") .Values.serviceAccount.create }}true{{ end }}
+{{- end }}
+
+{{- define "pingpong.hookServiceAccountName" -}}
+{{- if include "pingpong.hookServiceAccount" . }}
+{{- printf "%s-topics" (include "pingpong.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else if eq .Values.kafka.sasl.mechanism "AWS_MSK_IAM" }}
+{{- include "pingpong.serviceAccountName" . }}
+{{- end }}
+{{- end }}
+
 {{- define "pingpong.saslUsernameKey" -}}
 {{- if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.existingSecretUsernameKey }}{{ else }}username{{ end }}
 {{- end }}
@@ -141,8 +194,27 @@ KAFKA_TLS_INSECURE_SKIP_VERIFY: "true"
 {{- end }}
 {{- if $k.sasl.mechanism }}
 KAFKA_SASL_MECHANISM: {{ $k.sasl.mechanism | quote }}
-{{- if $k.sasl.passwordAsFile }}
+{{- if and (include "pingpong.saslUserPassword" .) $k.sasl.passwordAsFile }}
 KAFKA_SASL_PASSWORD_FILE: {{ printf "%s/password" (include "pingpong.saslDir" .) | quote }}
+{{- end }}
+{{- if include "pingpong.saslOAuth" . }}
+{{- $o := $k.sasl.oauth }}
+KAFKA_SASL_OAUTH_TOKEN_URL: {{ $o.tokenUrl | quote }}
+KAFKA_SASL_OAUTH_CLIENT_ID: {{ $o.clientId | quote }}
+KAFKA_SASL_OAUTH_CLIENT_SECRET_FILE: {{ printf "%s/client-secret" (include "pingpong.saslDir" .) | quote }}
+{{- with $o.scope }}
+KAFKA_SASL_OAUTH_SCOPE: {{ . | quote }}
+{{- end }}
+{{- with $o.extensions }}
+{{- $pairs := list }}
+{{- range $key := keys . | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $o.extensions $key)) }}
+{{- end }}
+KAFKA_SASL_OAUTH_EXTENSIONS: {{ join "," $pairs | quote }}
+{{- end }}
+{{- end }}
+{{- if and (eq $k.sasl.mechanism "AWS_MSK_IAM") $k.sasl.aws.region }}
+AWS_REGION: {{ $k.sasl.aws.region | quote }}
 {{- end }}
 {{- end }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
@@ -152,7 +224,7 @@ LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 {{/* The environment variables read from Secrets. Takes (dict "root" . "secret" <the SASL Secret's name>). */}}
 {{- define "pingpong.secretEnv" -}}
 {{- $ := .root }}
-{{- if $.Values.kafka.sasl.mechanism }}
+{{- if include "pingpong.saslUserPassword" $ }}
 - name: KAFKA_SASL_USERNAME
   valueFrom:
     secretKeyRef:
@@ -189,15 +261,25 @@ LOG_FORMAT: {{ .Values.config.logFormat | quote }}
         path: tls.key
       {{- end }}
 {{- end }}
-{{- if and $.Values.kafka.sasl.mechanism $.Values.kafka.sasl.passwordAsFile }}
+{{- if include "pingpong.saslFile" $ }}
 - name: kafka-sasl
   secret:
     secretName: {{ .secret }}
     defaultMode: 0440
     items:
+      {{- if include "pingpong.saslOAuth" $ }}
+      - key: {{ include "pingpong.saslClientSecretKey" $ }}
+        path: client-secret
+      {{- else }}
       - key: {{ include "pingpong.saslPasswordKey" $ }}
         path: password
+      {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Non-empty when a SASL secret is mounted as a file: the password, or the OAuth client secret. */}}
+{{- define "pingpong.saslFile" -}}
+{{- if or (and (include "pingpong.saslUserPassword" .) .Values.kafka.sasl.passwordAsFile) (include "pingpong.saslOAuth" .) }}true{{ end }}
 {{- end }}
 
 {{- define "pingpong.kafkaVolumeMounts" -}}
@@ -207,7 +289,7 @@ LOG_FORMAT: {{ .Values.config.logFormat | quote }}
   mountPath: {{ include "pingpong.tlsDir" . }}
   readOnly: true
 {{- end }}
-{{- if and .Values.kafka.sasl.mechanism .Values.kafka.sasl.passwordAsFile }}
+{{- if include "pingpong.saslFile" . }}
 - name: kafka-sasl
   mountPath: {{ include "pingpong.saslDir" . }}
   readOnly: true
@@ -276,10 +358,35 @@ the Deployment, so every render runs them.
 {{- end }}
 {{- end }}
 {{- $sasl := $v.kafka.sasl }}
-{{- if $sasl.mechanism }}
+{{- if include "pingpong.saslUserPassword" . }}
 {{- if and (not $sasl.existingSecret) (or (not $sasl.username) (not $sasl.password)) }}
 {{- fail "kafka.sasl.mechanism is set: give kafka.sasl.existingSecret (preferred) or kafka.sasl.username and kafka.sasl.password" }}
 {{- end }}
+{{- end }}
+{{- if include "pingpong.saslOAuth" . }}
+{{- if or (not $sasl.oauth.tokenUrl) (not $sasl.oauth.clientId) }}
+{{- fail "kafka.sasl.mechanism is OAUTHBEARER: give kafka.sasl.oauth.tokenUrl and kafka.sasl.oauth.clientId" }}
+{{- end }}
+{{- if and (not $sasl.existingSecret) (not $sasl.oauth.clientSecret) }}
+{{- fail "kafka.sasl.mechanism is OAUTHBEARER: give kafka.sasl.existingSecret (preferred) or kafka.sasl.oauth.clientSecret" }}
+{{- end }}
+{{- end }}
+{{- if eq $sasl.mechanism "AWS_MSK_IAM" }}
+{{- if not $v.kafka.tls.enabled }}
+{{- fail "kafka.sasl.mechanism is AWS_MSK_IAM: set kafka.tls.enabled (MSK takes IAM sign-in only on its TLS listeners, port 9098)" }}
+{{- end }}
+{{- if $v.autoscaling.keda.enabled }}
+{{- fail "autoscaling.keda.enabled with AWS_MSK_IAM: KEDA's scaler signs in with KEDA's own AWS identity, which this chart does not configure; use autoscaling.hpa, or write the ScaledObject yourself (docs/security.md, Cloud sign-in)" }}
+{{- end }}
+{{- end }}
+{{- if and (include "pingpong.saslOAuth" .) $v.autoscaling.keda.enabled }}
+{{- fail "autoscaling.keda.enabled with OAUTHBEARER: KEDA's scaler needs its own OAuth settings, which this chart does not write; use autoscaling.hpa, or write the ScaledObject yourself" }}
+{{- end }}
+{{- if and $sasl.aws.roleArn (not $v.serviceAccount.create) }}
+{{- fail "kafka.sasl.aws.roleArn is set but serviceAccount.create is false: annotate your ServiceAccount with eks.amazonaws.com/role-arn yourself and leave roleArn empty" }}
+{{- end }}
+{{- if and (or $sasl.aws.roleArn $sasl.aws.region) (ne $sasl.mechanism "AWS_MSK_IAM") }}
+{{- fail "kafka.sasl.aws is set, but kafka.sasl.mechanism is not AWS_MSK_IAM" }}
 {{- end }}
 {{- $tls := $v.kafka.tls }}
 {{- if and $tls.enabled (or $tls.caKey $tls.certKey) (not $tls.existingSecret) }}
@@ -291,7 +398,7 @@ the Deployment, so every render runs them.
 {{- if and $tls.keyKey (not $tls.certKey) }}
 {{- fail "kafka.tls.keyKey is set without kafka.tls.certKey: a client key needs its certificate" }}
 {{- end }}
-{{- $managed := list "HTTP_ADDR" "SHUTDOWN_TIMEOUT" "KAFKA_SASL_USERNAME" "KAFKA_SASL_PASSWORD" }}
+{{- $managed := list "HTTP_ADDR" "SHUTDOWN_TIMEOUT" "KAFKA_SASL_USERNAME" "KAFKA_SASL_PASSWORD" "AWS_REGION" }}
 {{- $managed = concat $managed (keys (include "pingpong.kafkaEnv" . | fromYaml)) (keys (include "pingpong.serviceEnv" . | fromYaml)) }}
 {{- range $v.extraEnv }}
 {{- if has .name $managed }}
@@ -328,5 +435,5 @@ clients, so that Kubernetes never kills a pod that is still finishing its reques
 {{/* Non-empty when KEDA's scaler needs credentials or certificates from a TriggerAuthentication. */}}
 {{- define "pingpong.kedaAuthNeeded" -}}
 {{- $k := .Values.kafka }}
-{{- if or $k.sasl.mechanism (and $k.tls.enabled (or $k.tls.caKey $k.tls.certKey)) }}true{{ end }}
+{{- if or (include "pingpong.saslSecretNeeded" .) (and $k.tls.enabled (or $k.tls.caKey $k.tls.certKey)) }}true{{ end }}
 {{- end }}

@@ -4,6 +4,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/sirupsen/logrus"
+
+	"github.com/pingpong/pingpong/source"
 )
 
 // ChainConfig is what the handler chain needs.
@@ -19,18 +21,18 @@ type ChainConfig struct {
 	Logger           *logrus.Entry
 	Metrics          *Metrics
 	// Source tells where a message was read from; the transport provides it.
-	Source SourceFunc
+	Source source.Func
 }
 
 // Chain wraps h in the middleware, in the order the package documentation gives.
 func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 	retry := c.Retry
 	retry.ShouldRetry = Transient
-	poison := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
+	poisonQueue := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
 	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
 	outermostFirst := []message.HandlerMiddleware{
 		observe.Middleware,
-		poison.Middleware,
+		poisonQueue.Middleware,
 		RetryAfterFirstFailure(retry),
 		wmmiddleware.Recoverer,
 		PublishAnswers(c.Publisher, c.SucceededTopic),

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/budget"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
@@ -56,7 +56,7 @@ type FranzSubscriberConfig struct {
 	// Budget bounds the bytes the subscriber holds, decoded: fetched batches once decompressed,
 	// and each message in flight together with its answer (MEMORY_BUDGET_BYTES). A batch that
 	// decodes to more than the whole budget is not decoded: it is delivered as one message
-	// standing for the batch (middleware.UndecodableBatch) and skipped. Nil means a budget of
+	// standing for the batch (source.UndecodableBatch) and skipped. Nil means a budget of
 	// DefaultBudgetBytes.
 	Budget *budget.Budget
 }
@@ -601,7 +601,7 @@ type deliveredMessage struct {
 // could not be decoded.
 type fetched struct {
 	records     []*kgo.Record
-	undecodable *middleware.UndecodableBatch
+	undecodable *source.UndecodableBatch
 	epoch       int32 // the undecodable batch's leader epoch
 }
 
@@ -781,7 +781,7 @@ func (w *partitionWorker) dispatchUndecodable(batch fetched) bool {
 		return false
 	}
 	w.consumer.budget.Force(MessageOverheadBytes)
-	src := middleware.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
+	src := source.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
 	msg := message.NewMessage(watermill.NewUUID(), nil)
 	msg.SetContext(context.WithValue(w.consumer.msgCtx, franzSourceKey{}, src))
 	d := &deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: batch.epoch, Offset: batch.undecodable.LastOffset}, held: MessageOverheadBytes}
@@ -953,7 +953,7 @@ func (w *partitionWorker) awaitAck(d *deliveredMessage) bool {
 type franzSourceKey struct{}
 
 func (c *consumer) messageContext(rec *kgo.Record) context.Context {
-	src := middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)}
+	src := source.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)}
 	return context.WithValue(c.msgCtx, franzSourceKey{}, src)
 }
 
@@ -978,11 +978,11 @@ func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 }
 
 // FranzSource tells where a FranzSubscriber's message came from.
-func FranzSource(msg *message.Message) middleware.Source {
-	if src, ok := msg.Context().Value(franzSourceKey{}).(middleware.Source); ok {
+func FranzSource(msg *message.Message) source.Source {
+	if src, ok := msg.Context().Value(franzSourceKey{}).(source.Source); ok {
 		return src
 	}
-	return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
+	return source.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
 }
 
 // formatBytes writes n in MiB when it is a whole number of them, in bytes otherwise.

@@ -589,6 +589,8 @@ type deliveredMessage struct {
 	msg    *message.Message
 	offset kgo.EpochOffset
 	ctx    context.Context
+	// cancel ends ctx once the message is acked or given up, as Watermill's subscribers do.
+	cancel context.CancelFunc
 	// held is what the message holds of the budget until it is acked.
 	held int64
 	// ordered messages wait for the earlier messages of their key (Ordering); sent says whether
@@ -828,7 +830,8 @@ func (w *partitionWorker) orderingKey(key []byte) (string, bool) {
 func (w *partitionWorker) send(d *deliveredMessage) bool {
 	// The context is the one the subscriber gave the message (its source), kept for a
 	// redelivery: the router and the middleware replace the message's own.
-	d.ctx = d.msg.Context()
+	d.ctx, d.cancel = context.WithCancel(d.msg.Context())
+	d.msg.SetContext(d.ctx)
 	w.inFlight.Add(1)
 	if d.ordered && w.waitForKey(d) {
 		w.delivered <- d // the acker delivers it once the one before it is done
@@ -836,6 +839,7 @@ func (w *partitionWorker) send(d *deliveredMessage) bool {
 	}
 	d.sent = true
 	if !w.deliver(d.msg) {
+		d.cancel()
 		w.inFlight.Done()
 		w.consumer.budget.Release(d.held)
 		return false
@@ -900,6 +904,7 @@ func (w *partitionWorker) ackInOrder() {
 	committing := true
 	for d := range w.delivered {
 		acked := d.sent && w.awaitAck(d) // an unsent message waited for its key until the partition stopped
+		d.cancel()
 		committing = committing && acked
 		if d.ordered {
 			w.keyDone(d, acked)

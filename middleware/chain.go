@@ -26,22 +26,33 @@ type ChainConfig struct {
 
 // Chain wraps h in the middleware, in the order the package documentation gives.
 func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
+	outermostFirst := links(c)
+	for i := len(outermostFirst) - 1; i >= 0; i-- {
+		h = outermostFirst[i].wrap(h)
+	}
+	return h
+}
+
+// link is one middleware of the chain and the name the documentation gives it.
+type link struct {
+	name string
+	wrap message.HandlerMiddleware
+}
+
+// links is the chain, outermost first; the documentation's tables are held to these names.
+func links(c ChainConfig) []link {
 	retry := c.Retry
 	retry.ShouldRetry = Transient
 	poisonQueue := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
 	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
-	outermostFirst := []message.HandlerMiddleware{
-		observe.Middleware,
-		poisonQueue.Middleware,
-		RetryAfterFirstFailure(retry),
-		wmmiddleware.Recoverer,
-		PublishAnswers(c.Publisher, c.SucceededTopic),
-		wmmiddleware.CorrelationID,
-		CountAttempts,
-		RejectUndecodableBatches(c.Source),
+	return []link{
+		{"Observe", observe.Middleware},
+		{"PoisonQueue", poisonQueue.Middleware},
+		{"Retry", RetryAfterFirstFailure(retry)},
+		{"Recoverer", wmmiddleware.Recoverer},
+		{"PublishAnswers", PublishAnswers(c.Publisher, c.SucceededTopic)},
+		{"CorrelationID", wmmiddleware.CorrelationID},
+		{"CountAttempts", CountAttempts},
+		{"RejectUndecodableBatches", RejectUndecodableBatches(c.Source)},
 	}
-	for i := len(outermostFirst) - 1; i >= 0; i-- {
-		h = outermostFirst[i](h)
-	}
-	return h
 }

@@ -24,6 +24,8 @@ type Request struct {
 	Answer string
 	// ReasonCode is the poison header's reason code for an answer on .failed.
 	ReasonCode poison.ReasonCode
+	// Key is the request's record key, if ProduceBatches is to write one.
+	Key []byte
 }
 
 // Mix makes n requests spread round-robin over partitions: of every ten, six pings (string and

@@ -1,10 +1,11 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,9 @@ func (pq PoisonQueue) record(msg *message.Message, ev *Event, handlerErr error) 
 	ev.Poisoned, ev.ReasonCode, ev.Reason, ev.Err = true, code, reason, handlerErr
 
 	record := message.NewMessage(handlers.NewID(), answer)
+	// Sized for the dozen headers set below and some of the request's own: grown from empty, the
+	// map was rebuilt twice, a fifth of the chain's CPU on a rejection (BenchmarkChain/not-ping).
+	record.Metadata = make(message.Metadata, len(serviceHeaders)+min(len(msg.Metadata), 16))
 	record.SetContext(msg.Context())
 	ctx := msg.Context()
 	src := ev.Source
@@ -173,9 +177,8 @@ func (pq PoisonQueue) carry(record, msg *message.Message, key []byte) {
 	// 201,303 tiny headers counted as len(key)+len(value) made a poison record of 1,002,547
 	// bytes out of a 524,288-byte budget.
 	size := func(k string) int { return encodedHeaderBytes(k, len(msg.Metadata[k])) }
-	sort.Slice(names, func(i, j int) bool {
-		a, b := size(names[i]), size(names[j])
-		return a < b || (a == b && names[i] < names[j])
+	slices.SortFunc(names, func(x, y string) int {
+		return cmp.Or(cmp.Compare(size(x), size(y)), strings.Compare(x, y))
 	})
 	dropped, droppedBytes := 0, 0
 	for _, k := range names {
@@ -257,11 +260,25 @@ func classify(request []byte, err error) (code poison.ReasonCode, reason string,
 // Transient is the Retry middleware's ShouldRetry: a Rejection is final and a panic would only
 // panic again, everything else (a publish that failed, a broker that timed out) may pass.
 func Transient(params wmmiddleware.RetryParams) bool {
-	var rejection *handlers.Rejection
-	var panicked wmmiddleware.RecoveredPanicError
-	var batch *source.UndecodableBatch
-	return !errors.As(params.Err, &rejection) &&
-		!errors.As(params.Err, &batch) &&
-		!errors.As(params.Err, &panicked) &&
+	// One errors.As a function: each target escapes to the heap where it is declared, so the
+	// common failure, a rejection, allocates one target rather than three.
+	return !isRejection(params.Err) &&
+		!isUndecodable(params.Err) &&
+		!isPanic(params.Err) &&
 		!errors.Is(params.Err, context.Canceled)
+}
+
+func isRejection(err error) bool {
+	var rejection *handlers.Rejection
+	return errors.As(err, &rejection)
+}
+
+func isUndecodable(err error) bool {
+	var batch *source.UndecodableBatch
+	return errors.As(err, &batch)
+}
+
+func isPanic(err error) bool {
+	var panicked wmmiddleware.RecoveredPanicError
+	return errors.As(err, &panicked)
 }

@@ -31,7 +31,7 @@ func render(o options, produceLatency time.Duration, results []result) string {
 	if o.runs > 1 {
 		fmt.Fprintf(&b, "Each row is %d drains: the median throughput, the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.runs)
 	}
-	b.WriteString("CPU a request is the CPU time (user and system) of the system's process from its first answer to its last (its start-up left out), and broker CPU that of the benchmark's own process (the broker and the answer reader) over the same span, both divided by the requests. Answers a produce request is how many answers the system's produce requests carried on average.")
+	b.WriteString("CPU a request is the CPU time (user and system) of the system's process over the drain, its start-up included, and broker CPU that of the benchmark's own process (the broker and the answer reader), both divided by the requests. Answers a produce request is how many answers the system's produce requests carried on average.")
 	if produceLatency > 0 {
 		b.WriteString(" Kept is the drain's share of the same system's drain with the broker answering at once, in the same run.")
 	}

@@ -378,21 +378,15 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 	}
 	defer reader.close()
 
+	brokerCPUBefore := ownCPU()
 	tb.answers.reset()
 	p, err := start(service, system, brokers, prefix)
 	if err != nil {
 		return result{}, err
 	}
-	// The CPU times count from the first answer: the system's start-up (building its clients,
-	// joining its group) is no request's.
-	if !reader.waitForAny(time.Minute) {
-		_ = p.stop()
-		return result{}, errors.New("no answer within a minute of the start")
-	}
-	cpuBefore, brokerCPUBefore := p.cpu(), ownCPU()
 	reader.waitFor(reqs, 5*time.Minute)
 	peak := p.peakRSS()
-	cpu, brokerCPU := p.cpu()-cpuBefore, ownCPU()-brokerCPUBefore
+	cpu, brokerCPU := p.cpu(), ownCPU()-brokerCPUBefore
 	stopErr := p.stop()
 	tally := reader.tally(reqs)
 	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),

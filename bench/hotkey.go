@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// The hot-key scenario (issue 18): one partition holds a backlog of one record key, and requests
-// of other keys arrive at a steady rate while it drains. With KAFKA_ORDERING=key the other keys
+// The hot-key scenario (issue 18): one partition gets a backlog of one record key at once, and
+// requests of other keys arrive behind it at a steady rate while it drains. With KAFKA_ORDERING=key the other keys
 // need not wait for the hot one; the scenario measures whether they do.
 type hotKeyOptions struct {
 	latencies []time.Duration // the broker's delay of each produce request of the service
@@ -34,7 +34,8 @@ type hotKeyResult struct {
 	p50, p99, most time.Duration
 	// hotDrain is the hot backlog's drain, from its first answer to its last.
 	hotDrain time.Duration
-	// cpuPerRequest is the service process's CPU time over the run, by the requests answered.
+	// cpuPerRequest is the service process's CPU time from the backlog's writing to the last
+	// answer, by the requests answered.
 	cpuPerRequest     time.Duration
 	peakRSS           int64
 	lost, dups, wrong int
@@ -75,20 +76,11 @@ func hotKeyRun(o hotKeyOptions, service, ordering string, latency time.Duration)
 	if err := topics(cluster, prefix, 1); err != nil {
 		return hotKeyResult{}, err
 	}
-	// The hot backlog: one record key, each request its own transaction id so that its answer
-	// can be told apart.
-	hot := requests(prefix+"-hot", o.records, 1)
-	for i := range hot {
-		hot[i].Key = "hot"
-	}
 	producer, err := client(brokers)
 	if err != nil {
 		return hotKeyResult{}, err
 	}
 	defer producer.Close()
-	if err := produce(producer, prefix, hot); err != nil {
-		return hotKeyResult{}, err
-	}
 	reader, err := newAnswerReader(brokers, prefix)
 	if err != nil {
 		return hotKeyResult{}, err
@@ -99,12 +91,28 @@ func hotKeyRun(o hotKeyOptions, service, ordering string, latency time.Duration)
 	if err != nil {
 		return hotKeyResult{}, err
 	}
-	// The other keys start once the service answers: its start-up is no one's wait.
-	if !reader.waitForAny(time.Minute) {
+	// The service has joined its group once this is answered: its start-up is no one's wait,
+	// and its CPU time counts from here.
+	joined := requests(prefix+"-joined", 1, 1)
+	if err := produce(producer, prefix, joined); err != nil {
 		_ = p.stop()
-		return hotKeyResult{}, errors.New("no answer within a minute of the start")
+		return hotKeyResult{}, err
+	}
+	if !reader.waitFor(joined, time.Minute) {
+		_ = p.stop()
+		return hotKeyResult{}, errors.New("the first request was not answered within a minute")
 	}
 	cpuBefore := p.cpu()
+	// The hot backlog, written at once: one record key, each request its own transaction id so
+	// that its answer can be told apart. The other keys come behind it in the partition.
+	hot := requests(prefix+"-hot", o.records, 1)
+	for i := range hot {
+		hot[i].Key = "hot"
+	}
+	if err := produce(producer, prefix, hot); err != nil {
+		_ = p.stop()
+		return hotKeyResult{}, err
+	}
 	others := []request{}
 	sent := map[string]time.Time{}
 	hotDrained := make(chan bool, 1)
@@ -154,9 +162,9 @@ func hotKeyRun(o hotKeyOptions, service, ordering string, latency time.Duration)
 // renderHotKey writes the scenario's results as the Markdown of docs/performance.md's figures.
 func renderHotKey(o hotKeyOptions, results []hotKeyResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured by `go run ./bench` (`task bench`) on %s, %s, load average %s at the end of the run. One partition; %d requests of one record key preloaded, then requests of other keys at %d/s from the service's first answer until the backlog is drained (at least %v); each run on an in-process kfake broker of its own that adds the latency to every produce request of the service; the service is the built binary with its defaults but KAFKA_ORDERING.\n\n",
+	fmt.Fprintf(&b, "Measured by `go run ./bench` (`task bench`) on %s, %s, load average %s at the end of the run. One partition; once the service has joined its group, %d requests of one record key written at once, then requests of other keys at %d/s behind them until that backlog is drained (at least %v); each run on an in-process kfake broker of its own that adds the latency to every produce request of the service; the service is the built binary with its defaults but KAFKA_ORDERING.\n\n",
 		machine(), time.Now().UTC().Format("2006-01-02"), loadAverage(), o.records, o.rate, o.minFor)
-	b.WriteString("Other keys' latency is from a request's send to its answer's read, by an independent client; the hot drain from the backlog's first answer to its last. CPU a request is the service process's CPU time (user and system) over the run, by the requests answered.\n\n")
+	b.WriteString("Other keys' latency is from a request's send to its answer's read, by an independent client; the hot drain from the backlog's first answer to its last. CPU a request is the service process's CPU time (user and system) from the backlog's writing to the last answer, by the requests answered.\n\n")
 	b.WriteString("| produce latency | KAFKA_ORDERING | other keys | their p50 | their p99 | their max | hot drain | CPU a request | peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %v | %s | %d | %s | %s | %s | %.2f s | %s | %.1f MiB | %d | %d | %d |\n", r.latency, r.ordering, r.others,

@@ -227,16 +227,6 @@ func (r *answerReader) tally(reqs []request) tally {
 	return t
 }
 
-// waitForAny waits until some answer has been read; false if the timeout passed first.
-func (r *answerReader) waitForAny(timeout time.Duration) bool {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if first, _ := r.span(); !first.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
 // spanOf is when the first and the last first answer of reqs were read.
 func (r *answerReader) spanOf(reqs []request) (first, last time.Time) {
 	for _, at := range r.firstAnswerAt(reqs) {

@@ -31,7 +31,7 @@ import (
 	"github.com/pingpong/pingpong/app/dlq"
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -157,7 +157,7 @@ var poisonMix = []struct {
 	{"", `{"transaction-id": "golden-6", "payload": {"message": "` + strings.Repeat("ping ", 80) + `"}}`, nil, "malformed"},
 	{"golden-7", "", nil, "malformed"},
 	{"", `{"transaction-id": "golden-8", "payload": {"message": "pong"}}`,
-		map[string]string{middleware.HeaderReplayCount: "2", middleware.HeaderReplayedFrom: "dev.pingpong.failed:0:0"}, "not_ping"},
+		map[string]string{poison.HeaderReplayCount: "2", poison.HeaderReplayedFrom: "dev.pingpong.failed:0:0"}, "not_ping"},
 	{"golden-9", `{"transaction-id": "golden-9", "payload": {"message": "ping"}}`, nil, ""}, // a pong: not in the poison queue
 }
 
@@ -325,7 +325,7 @@ func TestDLQReplayAfterTheCauseIsFixed(t *testing.T) {
 		{Topic: servicetest.Topics.Requested, Value: []byte(`{"transaction-id": "replay-2", "payload": {"message": "ping"}}`)},
 		// Replayed three times already, and still not a ping.
 		{Topic: servicetest.Topics.Requested, Key: []byte("limit-1"), Value: []byte(`{"transaction-id": "limit-1", "payload": {"message": "pang"}}`),
-			Headers: []kgo.RecordHeader{{Key: middleware.HeaderReplayCount, Value: []byte("3")}}},
+			Headers: []kgo.RecordHeader{{Key: poison.HeaderReplayCount, Value: []byte("3")}}},
 	}
 	if err := client.ProduceSync(context.Background(), requests...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -387,7 +387,7 @@ func TestDLQReplayAfterTheCauseIsFixed(t *testing.T) {
 			id = "replay-2"
 		}
 		want := fmt.Sprintf("dev.pingpong.failed:0:%d", poisonedAt[id])
-		if h[middleware.HeaderReplayedFrom] != want || h[middleware.HeaderReplayCount] != "1" {
+		if h[poison.HeaderReplayedFrom] != want || h[poison.HeaderReplayCount] != "1" {
 			t.Errorf("replayed %s: headers %v, want from %s, count 1", id, h, want)
 		}
 		if string(rec.Key) != string(original.Key) {
@@ -426,8 +426,8 @@ func TestDLQReplayAsksOnATerminal(t *testing.T) {
 	client := servicetest.Client(t, brokers)
 	adm := kadm.NewClient(client)
 	poison := &kgo.Record{Topic: servicetest.Topics.Failed, Value: []byte("{}"), Headers: []kgo.RecordHeader{
-		{Key: middleware.HeaderReasonCode, Value: []byte("panic")},
-		{Key: middleware.HeaderOriginal, Value: []byte(`{"transaction-id": "tty-1", "payload": {"message": "ping"}}`)},
+		{Key: poison.HeaderReasonCode, Value: []byte("panic")},
+		{Key: poison.HeaderOriginal, Value: []byte(`{"transaction-id": "tty-1", "payload": {"message": "ping"}}`)},
 	}}
 	if err := client.ProduceSync(context.Background(), poison).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -469,8 +469,8 @@ func TestDLQReplayStopsOnCtrlC(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	client := servicetest.Client(t, brokers)
 	poison := &kgo.Record{Topic: servicetest.Topics.Failed, Value: []byte("{}"), Headers: []kgo.RecordHeader{
-		{Key: middleware.HeaderReasonCode, Value: []byte("panic")},
-		{Key: middleware.HeaderOriginal, Value: []byte(`{"transaction-id": "tty-1", "payload": {"message": "ping"}}`)},
+		{Key: poison.HeaderReasonCode, Value: []byte("panic")},
+		{Key: poison.HeaderOriginal, Value: []byte(`{"transaction-id": "tty-1", "payload": {"message": "ping"}}`)},
 	}}
 	if err := client.ProduceSync(context.Background(), poison).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -565,7 +565,7 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 		t.Fatalf("first line %q", header)
 	}
 	poison := &kgo.Record{Topic: servicetest.Topics.Failed, Partition: 1, Key: []byte("follow-1"), Value: []byte("{}"), Headers: []kgo.RecordHeader{
-		{Key: middleware.HeaderReasonCode, Value: []byte("not_ping")},
+		{Key: poison.HeaderReasonCode, Value: []byte("not_ping")},
 		{Key: "transaction_id", Value: []byte("follow-1")},
 	}}
 	if err := client.ProduceSync(context.Background(), poison).FirstErr(); err != nil {

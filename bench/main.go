@@ -5,12 +5,14 @@
 //	go run ./bench                       # the full run (task bench); writes docs/performance.md
 //	go run ./bench -requests 20000 -partitions 4 -runs 1 -out ''   # a quick look
 //	go run ./bench -produce-latency 0,2ms -runs 1  # and as on a replicated cluster: each write takes 2 ms
+//	go run ./bench -produce-latency '' -out ''     # only the hot-key scenario (-hot-key 2ms,5ms)
 //
 // For each produce latency (the broker answering at once, then a 2 ms and a 10 ms write) and each
 // system it measures the drain throughput of a preloaded backlog of mixed requests, the
 // end-to-end latency at a steady request rate, and the peak resident memory of the process, and
 // checks that every request was answered exactly as the contract says. With a latency, each
-// drain is also given as the share it kept of the same system's drain at zero latency.
+// drain is also given as the share it kept of the same system's drain at zero latency. Then the
+// hot-key scenario: one partition, a backlog of one key, other keys arriving while it drains.
 package main
 
 import (
@@ -33,7 +35,7 @@ func main() {
 		return
 	}
 	opts := options{}
-	var partitions, systems, delayedSystems, latencies string
+	var partitions, systems, delayedSystems, latencies, hotKeyLatencies, hotKeyOrderings string
 	flag.IntVar(&opts.requests, "requests", 100_000, "requests in each preloaded backlog")
 	flag.IntVar(&opts.runs, "runs", 3, "drains of each system and partition count; the median throughput is reported")
 	flag.StringVar(&partitions, "partitions", "1,4,16", "partition counts of the drain runs")
@@ -46,6 +48,11 @@ func main() {
 	flag.StringVar(&delayedSystems, "delayed-systems", strings.Join([]string{systemService, systemCeiling}, ","),
 		"the systems measured with a produce latency too; watermill-kafka's defaults pay it once a message per partition (a 100,000 drain takes about 4 minutes a partition count at 2 ms, 20 at 10 ms)")
 	flag.StringVar(&opts.serviceBinary, "service-binary", "", "a pingpong binary to measure instead of building ./app (to compare two builds)")
+	flag.StringVar(&hotKeyLatencies, "hot-key", "2ms,5ms", "produce latencies of the hot-key scenario (one partition, a backlog of one key, other keys arriving meanwhile), each on a broker of its own; empty to skip it")
+	flag.StringVar(&hotKeyOrderings, "hot-key-orderings", "key,partition,none", "KAFKA_ORDERING values the hot-key scenario runs the service with")
+	flag.IntVar(&opts.hotKey.records, "hot-key-records", 3000, "the hot key's backlog")
+	flag.IntVar(&opts.hotKey.rate, "hot-key-rate", 20, "other keys' requests a second during the hot-key scenario")
+	flag.DurationVar(&opts.hotKey.minFor, "hot-key-min", 3*time.Second, "the other keys are sent at least this long, and until the hot backlog is drained")
 	flag.Parse()
 	for _, p := range strings.Split(partitions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -57,16 +64,14 @@ func main() {
 	}
 	opts.systems = strings.Split(systems, ",")
 	opts.delayedSystems = strings.Split(delayedSystems, ",")
-	for _, l := range strings.Split(latencies, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(l))
-		if strings.TrimSpace(l) == "0" {
-			d, err = 0, nil
-		}
-		if err != nil || d < 0 {
-			fmt.Fprintf(os.Stderr, "bench: -produce-latency %q: not a list of durations\n", latencies)
-			os.Exit(2)
-		}
-		opts.produceLatencies = append(opts.produceLatencies, d)
+	opts.produceLatencies = durations("produce-latency", latencies)
+	opts.hotKey.latencies = durations("hot-key", hotKeyLatencies)
+	if hotKeyOrderings != "" {
+		opts.hotKey.orderings = strings.Split(hotKeyOrderings, ",")
+	}
+	if opts.hotKey.rate < 1 || opts.hotKey.records < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -hot-key-rate and -hot-key-records must be at least 1")
+		os.Exit(2)
 	}
 	if opts.runs < 1 {
 		fmt.Fprintf(os.Stderr, "bench: -runs %d: at least one run is needed\n", opts.runs)
@@ -76,6 +81,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// durations reads flag's comma-separated list of durations ("0" is one); an empty list is none.
+func durations(flag, list string) []time.Duration {
+	var ds []time.Duration
+	for _, l := range strings.Split(list, ",") {
+		l = strings.TrimSpace(l)
+		if l == "" && list == "" {
+			break
+		}
+		d, err := time.ParseDuration(l)
+		if l == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "bench: -%s %q: not a list of durations\n", flag, list)
+			os.Exit(2)
+		}
+		ds = append(ds, d)
+	}
+	return ds
 }
 
 type options struct {
@@ -92,6 +118,7 @@ type options struct {
 	produceLatencies []time.Duration
 	delayedSystems   []string
 	serviceBinary    string
+	hotKey           hotKeyOptions
 }
 
 // buildService builds the pingpong binary the way a release does.

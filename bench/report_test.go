@@ -149,3 +149,57 @@ func TestOnlyKeepsTheAllowedSystemsInOrder(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// The hot-key table gives, for each latency and ordering, the other keys' latencies, the hot
+// backlog's drain and the service's CPU a request, as measured.
+func TestRenderHotKeyGivesEachRunsFigures(t *testing.T) {
+	o := hotKeyOptions{records: 3000, rate: 20, minFor: 3 * time.Second}
+	table := renderHotKey(o, []hotKeyResult{
+		{ordering: "key", latency: 2 * time.Millisecond, others: 180, p50: 800 * time.Millisecond, p99: 5100 * time.Millisecond, most: 5200 * time.Millisecond,
+			hotDrain: 8400 * time.Millisecond, cpuPerRequest: 30 * time.Microsecond, peakRSS: 40 << 20},
+		{ordering: "none", latency: 5 * time.Millisecond, others: 60, p50: 6 * time.Millisecond, p99: 12 * time.Millisecond, most: 14 * time.Millisecond,
+			hotDrain: 300 * time.Millisecond, cpuPerRequest: 25 * time.Microsecond, peakRSS: 38 << 20, lost: 1},
+	})
+	for _, row := range []string{
+		"| 2ms | key | 180 | 800.00 ms | 5100.00 ms | 5200.00 ms | 8.40 s | 30.0 µs | 40.0 MiB | 0 | 0 | 0 |",
+		"| 5ms | none | 60 | 6.00 ms | 12.00 ms | 14.00 ms | 0.30 s | 25.0 µs | 38.0 MiB | 1 | 0 | 0 |",
+	} {
+		if !strings.Contains(table, row) {
+			t.Errorf("row %q missing:\n%s", row, table)
+		}
+	}
+	if !strings.Contains(table, "3000 requests of one record key") || !strings.Contains(table, "at 20/s") {
+		t.Errorf("the table does not say what was measured:\n%s", table)
+	}
+}
+
+// The hot-key block has markers of its own: writing it leaves the drains' blocks as they are.
+func TestWriteBlockKeepsTheOtherBlocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "performance.md")
+	if err := os.WriteFile(path, []byte("# Performance\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, write := range []func() error{
+		func() error { return writeFigures(path, 0, "drains\n") },
+		func() error { return writeBlock(path, hotKeyBlock, "hot v1\n") },
+		func() error { return writeBlock(path, hotKeyBlock, "hot v2\n") },
+	} {
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, _ := os.ReadFile(path)
+	text := string(doc)
+	if !strings.Contains(text, "drains") || !strings.Contains(text, "<!-- figures, hot key: written by go run ./bench -->\nhot v2\n<!-- end of figures, hot key -->") || strings.Contains(text, "hot v1") {
+		t.Errorf("blocks not kept apart:\n%s", text)
+	}
+}
+
+func TestAnEmptyLatencyListIsNone(t *testing.T) {
+	if d := durations("hot-key", ""); len(d) != 0 {
+		t.Errorf("%v, want none", d)
+	}
+	if d := durations("hot-key", "0, 2ms"); len(d) != 2 || d[0] != 0 || d[1] != 2*time.Millisecond {
+		t.Errorf("%v, want 0 and 2ms", d)
+	}
+}

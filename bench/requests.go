@@ -16,7 +16,9 @@ import (
 // request is a request of the benchmark and the answer it must get. Every request has a
 // transaction id (Tag), which every system writes as the answer's key.
 type request struct {
-	Tag       string
+	Tag string
+	// Key is the record key, when not the transaction id (the hot-key scenario).
+	Key       string
 	Body      []byte
 	Partition int32
 	Topic     string // suffix: .succeeded or .failed
@@ -49,7 +51,11 @@ func requests(run string, n, partitions int) []request {
 // record is r as a client writes it: keyed by its transaction id, to the partition r names
 // when the writing client partitions by hand.
 func record(prefix string, r request) *kgo.Record {
-	return &kgo.Record{Topic: prefix + ".requested", Partition: r.Partition, Key: []byte(r.Tag), Value: r.Body}
+	key := r.Tag
+	if r.Key != "" {
+		key = r.Key
+	}
+	return &kgo.Record{Topic: prefix + ".requested", Partition: r.Partition, Key: []byte(key), Value: r.Body}
 }
 
 func produce(cl *kgo.Client, prefix string, reqs []request) error {
@@ -219,6 +225,19 @@ func (r *answerReader) tally(reqs []request) tally {
 		}
 	}
 	return t
+}
+
+// spanOf is when the first and the last first answer of reqs were read.
+func (r *answerReader) spanOf(reqs []request) (first, last time.Time) {
+	for _, at := range r.firstAnswerAt(reqs) {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return first, last
 }
 
 func (r *answerReader) span() (time.Time, time.Time) {

@@ -134,11 +134,30 @@ func run(o options) error {
 			failed = failed || r.lost > 0 || r.wrong > 0
 		}
 	}
+	if len(o.hotKey.latencies) > 0 {
+		results, err := hotKey(o.hotKey, service)
+		if err != nil {
+			return err
+		}
+		report := renderHotKey(o.hotKey, results)
+		fmt.Print(report)
+		if o.out != "" {
+			if err := writeBlock(o.out, hotKeyBlock, report); err != nil {
+				return err
+			}
+		}
+		for _, r := range results {
+			failed = failed || r.lost > 0 || r.wrong > 0
+		}
+	}
 	if failed {
 		return errors.New("requests were lost or answered wrongly")
 	}
 	return nil
 }
+
+// hotKeyBlock names the hot-key scenario's figures block.
+const hotKeyBlock = "hot key"
 
 // drainKey names the drains of one system at one partition count.
 type drainKey struct {
@@ -253,7 +272,9 @@ type process struct {
 	done chan error
 }
 
-func start(service, system string, brokers []string, prefix string) (*process, error) {
+// start runs system on brokers with its topics and group named by prefix; env is added to its
+// environment (a KAFKA_ORDERING for the service).
+func start(service, system string, brokers []string, prefix string, env ...string) (*process, error) {
 	var cmd *exec.Cmd
 	if system == systemService {
 		cmd = exec.Command(service)
@@ -268,6 +289,7 @@ func start(service, system string, brokers []string, prefix string) (*process, e
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=warn",
 	)...)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -467,8 +489,13 @@ func machine() string {
 // writeFigures puts the figures between markers of the output file, one block per produce
 // latency, so that the prose around them and the other blocks stay.
 func writeFigures(path string, latency time.Duration, figures string) error {
-	figuresStart := fmt.Sprintf("<!-- figures, produce latency %v: written by go run ./bench -->", latency)
-	figuresEnd := fmt.Sprintf("<!-- end of figures, produce latency %v -->", latency)
+	return writeBlock(path, fmt.Sprintf("produce latency %v", latency), figures)
+}
+
+// writeBlock puts figures between the markers of the block name, or appends them.
+func writeBlock(path, name, figures string) error {
+	figuresStart := fmt.Sprintf("<!-- figures, %s: written by go run ./bench -->", name)
+	figuresEnd := fmt.Sprintf("<!-- end of figures, %s -->", name)
 	doc, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

@@ -52,22 +52,24 @@ func idAnswer(id json.RawMessage, text string) []byte {
 	answer = append(answer, `{"transaction-id": `...)
 	answer = append(answer, id...)
 	answer = append(answer, `, "payload": {"message": `...)
-	answer = append(answer, quote(text)...)
+	answer = appendQuoted(answer, text)
 	return append(answer, "}}"...)
 }
 
-// quote writes s as encoding/json does. The answers' texts are plain ASCII, which needs no
-// escaping; anything else goes through encoding/json, whose escaping (of <, > and &, of U+2028,
-// of invalid UTF-8) the answers keep.
-func quote(s string) []byte {
+// quote writes s as encoding/json does.
+func quote(s string) []byte { return appendQuoted(nil, s) }
+
+// appendQuoted appends s to dst as encoding/json writes it. The answers' texts are plain ASCII,
+// which needs no escaping; anything else goes through encoding/json, whose escaping (of <, > and
+// &, of U+2028, of invalid UTF-8) the answers keep.
+func appendQuoted(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			quoted, _ := json.Marshal(s) // a string always marshals
-			return quoted
+			return append(dst, quoted...)
 		}
 	}
-	quoted := make([]byte, 0, len(s)+2)
-	quoted = append(quoted, '"')
-	quoted = append(quoted, s...)
-	return append(quoted, '"')
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

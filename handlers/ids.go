@@ -15,5 +15,8 @@ func NewID() string {
 	for i := range 8 {
 		b[i], b[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
 	}
-	return hex.EncodeToString(b[:])
+	// Encoded on the stack: hex.EncodeToString allocates its bytes and then the string.
+	var text [32]byte
+	hex.Encode(text[:], b[:])
+	return string(text[:])
 }

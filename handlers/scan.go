@@ -281,12 +281,16 @@ func (m member) keyIs(name string) bool {
 	return json.Unmarshal(m.key, &key) == nil && key == name
 }
 
+// maxFields is the most names fields reads at once: a request's two, its payload's one.
+const maxFields = 2
+
 // fields scans a document that must be one object, returning the last value of each named key
-// (as encoding/json and Python keep the last of duplicate keys).
-func fields(doc []byte, names ...string) (values [][]byte, isObject bool, err error) {
+// (as encoding/json and Python keep the last of duplicate keys), in the order of names (at most
+// maxFields of them). The values come back in an array, not a slice that a request would
+// allocate twice.
+func fields(doc []byte, names ...string) (values [maxFields][]byte, isObject bool, err error) {
 	s := scanner{b: doc}
 	s.ws()
-	values = make([][]byte, len(names))
 	if s.i < len(s.b) && s.b[s.i] == '{' {
 		isObject = true
 		err = s.object(func(m member) {

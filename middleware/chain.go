@@ -4,6 +4,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/sirupsen/logrus"
+
+	"github.com/pingpong/pingpong/source"
 )
 
 // ChainConfig is what the handler chain needs.
@@ -19,27 +21,38 @@ type ChainConfig struct {
 	Logger           *logrus.Entry
 	Metrics          *Metrics
 	// Source tells where a message was read from; the transport provides it.
-	Source SourceFunc
+	Source source.Func
 }
 
 // Chain wraps h in the middleware, in the order the package documentation gives.
 func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
-	retry := c.Retry
-	retry.ShouldRetry = Transient
-	poison := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
-	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
-	outermostFirst := []message.HandlerMiddleware{
-		observe.Middleware,
-		poison.Middleware,
-		RetryAfterFirstFailure(retry),
-		wmmiddleware.Recoverer,
-		PublishAnswers(c.Publisher, c.SucceededTopic),
-		wmmiddleware.CorrelationID,
-		CountAttempts,
-		RejectUndecodableBatches(c.Source),
-	}
+	outermostFirst := links(c)
 	for i := len(outermostFirst) - 1; i >= 0; i-- {
-		h = outermostFirst[i](h)
+		h = outermostFirst[i].wrap(h)
 	}
 	return h
+}
+
+// link is one middleware of the chain and the name the documentation gives it.
+type link struct {
+	name string
+	wrap message.HandlerMiddleware
+}
+
+// links is the chain, outermost first; the documentation's tables are held to these names.
+func links(c ChainConfig) []link {
+	retry := c.Retry
+	retry.ShouldRetry = Transient
+	poisonQueue := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
+	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
+	return []link{
+		{"Observe", observe.Middleware},
+		{"PoisonQueue", poisonQueue.Middleware},
+		{"Retry", RetryAfterFirstFailure(retry)},
+		{"Recoverer", wmmiddleware.Recoverer},
+		{"PublishAnswers", PublishAnswers(c.Publisher, c.SucceededTopic)},
+		{"CorrelationID", wmmiddleware.CorrelationID},
+		{"CountAttempts", CountAttempts},
+		{"RejectUndecodableBatches", RejectUndecodableBatches(c.Source)},
+	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/pingpong/pingpong/handlers"
 	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
+	"github.com/pingpong/pingpong/source"
 )
 
 // recordingPublisher keeps what is published, and fails the first failures[topic] publishes to
@@ -62,7 +64,7 @@ type harness struct {
 	logger  *logrus.Logger
 }
 
-var source = middleware.Source{
+var requestSource = source.Source{
 	Topic: "t.requested", Partition: 3, Offset: 41,
 	Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Key: []byte("k1"),
 }
@@ -91,7 +93,7 @@ func (hs *harness) chainWith(pub message.Publisher) message.HandlerFunc {
 		MaxOriginalBytes: 64,
 		Logger:           logrus.NewEntry(hs.logger),
 		Metrics:          hs.metrics,
-		Source:           func(*message.Message) middleware.Source { return source },
+		Source:           func(*message.Message) source.Source { return requestSource },
 	})
 }
 
@@ -146,21 +148,21 @@ func TestRequestWithoutCorrelationIDGetsOne(t *testing.T) {
 func TestRejectionsArePoisonedAtOnceWithHeaders(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, answer string
-		code               middleware.ReasonCode
+		code               poison.ReasonCode
 		outcome            handlers.Outcome
 		txID               string
 	}{
 		{"not ping", `{"transaction-id": "n", "payload": {"message": "pang"}}`,
 			`{"transaction-id": "n", "payload": {"message": "Error the message doesn't contain 'ping'"}}`,
-			middleware.ReasonNotPing, handlers.OutcomeNotPing, "n"},
+			poison.ReasonNotPing, handlers.OutcomeNotPing, "n"},
 		{"malformed", `{"payload": {"message": "ping"}}`, `{"message": "Error in the format of the Kafka event"}`,
-			middleware.ReasonMalformed, handlers.OutcomeMalformed, ""},
+			poison.ReasonMalformed, handlers.OutcomeMalformed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, pingpong, logrus.InfoLevel)
 			in := request(tc.body)
-			in.Metadata.Set(middleware.HeaderReplayCount, "2")
-			in.Metadata.Set(middleware.HeaderReason, "forged by the sender")
+			in.Metadata.Set(poison.HeaderReplayCount, "2")
+			in.Metadata.Set(poison.HeaderReason, "forged by the sender")
 			before := time.Now().UTC()
 			if _, err := hs.chain(in); err != nil {
 				t.Fatalf("a rejection is answered, not nacked: %v", err)
@@ -174,15 +176,15 @@ func TestRejectionsArePoisonedAtOnceWithHeaders(t *testing.T) {
 				t.Errorf("answer %s, want %s", rec.Payload, tc.answer)
 			}
 			want := map[string]string{
-				middleware.HeaderReasonCode:       string(tc.code),
-				middleware.HeaderTopic:            "t.requested",
-				middleware.HeaderPartition:        "3",
-				middleware.HeaderOffset:           "41",
-				middleware.HeaderSourceTimestamp:  "2026-01-02T03:04:05Z",
-				middleware.HeaderAttempts:         "1", // never retried
-				middleware.HeaderOriginal:         tc.body,
-				middleware.HeaderOriginalKey:      "k1",
-				middleware.HeaderReplayCount:      "2", // carried over for dlq replay's bound
+				poison.HeaderReasonCode:           string(tc.code),
+				poison.HeaderTopic:                "t.requested",
+				poison.HeaderPartition:            "3",
+				poison.HeaderOffset:               "41",
+				poison.HeaderSourceTimestamp:      "2026-01-02T03:04:05Z",
+				poison.HeaderAttempts:             "1", // never retried
+				poison.HeaderOriginal:             tc.body,
+				poison.HeaderOriginalKey:          "k1",
+				poison.HeaderReplayCount:          "2", // carried over for dlq replay's bound
 				handlers.TransactionIDMetadataKey: tc.txID,
 			}
 			for k, v := range want {
@@ -190,12 +192,12 @@ func TestRejectionsArePoisonedAtOnceWithHeaders(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, got, v)
 				}
 			}
-			if r := rec.Metadata.Get(middleware.HeaderReason); r == "" || r == "forged by the sender" {
+			if r := rec.Metadata.Get(poison.HeaderReason); r == "" || r == "forged by the sender" {
 				t.Errorf("reason_poisoned %q: set by the service, not taken from the request", r)
 			}
-			failedAt, err := time.Parse(time.RFC3339Nano, rec.Metadata.Get(middleware.HeaderFailedAt))
+			failedAt, err := time.Parse(time.RFC3339Nano, rec.Metadata.Get(poison.HeaderFailedAt))
 			if err != nil || failedAt.Before(before.Add(-time.Second)) {
-				t.Errorf("failed_at %q", rec.Metadata.Get(middleware.HeaderFailedAt))
+				t.Errorf("failed_at %q", rec.Metadata.Get(poison.HeaderFailedAt))
 			}
 			if rec.Metadata.Get(wmmiddleware.CorrelationIDMetadataKey) == "" {
 				t.Error("the poison record carries a correlation id")
@@ -238,10 +240,10 @@ func TestExhaustedRetriesArePoisoned(t *testing.T) {
 		t.Fatalf("want the request poisoned, got %d records", len(failed))
 	}
 	rec := failed[0]
-	if got, want := rec.Metadata.Get(middleware.HeaderAttempts), strconv.Itoa(3+1); got != want {
+	if got, want := rec.Metadata.Get(poison.HeaderAttempts), strconv.Itoa(3+1); got != want {
 		t.Errorf("attempts %s, want %s (1 + MaxRetries)", got, want)
 	}
-	if got := rec.Metadata.Get(middleware.HeaderReasonCode); got != string(middleware.ReasonRetriesExhausted) {
+	if got := rec.Metadata.Get(poison.HeaderReasonCode); got != string(poison.ReasonRetriesExhausted) {
 		t.Errorf("reason code %s", got)
 	}
 	wantPrefix := `{"transaction-id": 9, "payload": {"message": "Error processing the event: publishing the answer to t.succeeded: broker unavailable`
@@ -269,7 +271,7 @@ func TestPanicIsPoisonedNotRetried(t *testing.T) {
 	if got := string(failed[0].Payload); got != `{"transaction-id": "p", "payload": {"message": "Error processing the event: panic: boom"}}` {
 		t.Errorf("answer %s", got)
 	}
-	if got := failed[0].Metadata.Get(middleware.HeaderReasonCode); got != string(middleware.ReasonPanic) {
+	if got := failed[0].Metadata.Get(poison.HeaderReasonCode); got != string(poison.ReasonPanic) {
 		t.Errorf("reason code %s", got)
 	}
 	if testutil.ToFloat64(hs.metrics.Panics) != 1 {
@@ -320,10 +322,10 @@ func TestLargeOriginalIsOmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := hs.pub.on("t.failed")[0]
-	if _, ok := rec.Metadata[middleware.HeaderOriginal]; ok {
+	if _, ok := rec.Metadata[poison.HeaderOriginal]; ok {
 		t.Error("a request above MaxOriginalBytes is not carried")
 	}
-	if got := rec.Metadata.Get(middleware.HeaderOriginalOmitted); !strings.Contains(got, strconv.Itoa(len(body))+" bytes") {
+	if got := rec.Metadata.Get(poison.HeaderOriginalOmitted); !strings.Contains(got, strconv.Itoa(len(body))+" bytes") {
 		t.Errorf("original_omitted %q says why", got)
 	}
 }

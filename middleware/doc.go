@@ -12,6 +12,9 @@
 //	PublishAnswers   publishes the handler's answers inside the chain, so a failed publish is retried
 //	CorrelationID    Watermill's: answers carry the request's correlation id
 //	CountAttempts    counts handler runs for the attempts header
+//	RejectUndecodableBatches
+//	                 a message standing for an undecodable batch fails for good here, without
+//	                 reaching the handler, which has no request to read
 //	handler
 //
 // The Watermill router publishes a handler's messages after the whole chain has returned, where a

@@ -2,32 +2,17 @@ package middleware
 
 import (
 	"context"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pingpong/pingpong/poison"
+	"github.com/pingpong/pingpong/source"
 )
-
-// Source is where a message was read from. The transport knows it; see SourceFunc.
-type Source struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	// Timestamp is the record's timestamp: when the request was produced.
-	Timestamp time.Time
-	// Key is the record key.
-	Key []byte
-	// Undecodable is set when the message stands for a batch of records that could not be
-	// decoded (Offset is then the batch's first offset), nil for a request.
-	Undecodable *UndecodableBatch
-}
-
-// SourceFunc tells where a message was read from. Each transport provides one.
-type SourceFunc func(msg *message.Message) Source
 
 // Event is what the chain learns about one message while handling it. Observe creates it and
 // reports it when the chain returns; the middleware inside fill it in.
 type Event struct {
-	Source        Source
+	Source        source.Source
 	CorrelationID string
 	// TransactionID is the request's transaction id as text, once known.
 	TransactionID string
@@ -36,7 +21,7 @@ type Event struct {
 	// Poisoned is set when the message was answered on the poison queue, ReasonCode and Reason
 	// then say why.
 	Poisoned   bool
-	ReasonCode ReasonCode
+	ReasonCode poison.ReasonCode
 	Reason     string
 	// Err is the handler's error behind a poisoning, with what the answer leaves out (a panic's
 	// stack trace); it goes to the logs.

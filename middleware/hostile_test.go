@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // The harness carries at most 64 bytes of a request (MaxOriginalBytes) and its source key is
@@ -28,7 +29,7 @@ func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := hs.pub.on("t.failed")[0]
-	if rec.Metadata.Get(middleware.HeaderOriginal) != body || rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" {
+	if rec.Metadata.Get(poison.HeaderOriginal) != body || rec.Metadata.Get(poison.HeaderOriginalKey) != "k1" {
 		t.Error("the value and the key come first")
 	}
 	if rec.Metadata.Get("a") != "1" || rec.Metadata.Get("c") != "1" {
@@ -39,7 +40,7 @@ func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
 			t.Errorf("header %s carried beyond the budget", k)
 		}
 	}
-	if _, ok := rec.Metadata[middleware.HeaderOriginalOmitted]; ok {
+	if _, ok := rec.Metadata[poison.HeaderOriginalOmitted]; ok {
 		t.Error("the value was carried: no pingpong_original_omitted (the operator tools replay the record)")
 	}
 }
@@ -47,41 +48,41 @@ func TestPoisonRecordCarriesTheRequestWithinItsBudget(t *testing.T) {
 func TestPoisonRecordOmitsAHugeValueAndKeepsTheRest(t *testing.T) {
 	hs := newHarness(t, pingpong, logrus.InfoLevel)
 	in := request(`{"transaction-id": "v", "payload": {"message": "` + strings.Repeat("x", 100) + `"}}`)
-	in.Metadata.Set(middleware.HeaderReplayCount, "3")
-	in.Metadata.Set(middleware.HeaderReplayedFrom, "t.failed:0:9")
+	in.Metadata.Set(poison.HeaderReplayCount, "3")
+	in.Metadata.Set(poison.HeaderReplayedFrom, "t.failed:0:9")
 	in.Metadata.Set("small", "s")
 	if _, err := hs.chain(in); err != nil {
 		t.Fatal(err)
 	}
 	rec := hs.pub.on("t.failed")[0]
-	if _, ok := rec.Metadata[middleware.HeaderOriginal]; ok {
+	if _, ok := rec.Metadata[poison.HeaderOriginal]; ok {
 		t.Error("a value above the budget is not carried")
 	}
-	if rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" || rec.Metadata.Get("small") != "s" {
+	if rec.Metadata.Get(poison.HeaderOriginalKey) != "k1" || rec.Metadata.Get("small") != "s" {
 		t.Error("what fits after the value is still carried")
 	}
-	if rec.Metadata.Get(middleware.HeaderReplayCount) != "3" || rec.Metadata.Get(middleware.HeaderReplayedFrom) != "t.failed:0:9" {
+	if rec.Metadata.Get(poison.HeaderReplayCount) != "3" || rec.Metadata.Get(poison.HeaderReplayedFrom) != "t.failed:0:9" {
 		t.Error("the replay headers are always carried: they bound replays")
 	}
-	if got := rec.Metadata.Get(middleware.HeaderOriginalOmitted); !strings.Contains(got, "its value (151 bytes)") {
-		t.Errorf("%s %q", middleware.HeaderOriginalOmitted, got)
+	if got := rec.Metadata.Get(poison.HeaderOriginalOmitted); !strings.Contains(got, "its value (151 bytes)") {
+		t.Errorf("%s %q", poison.HeaderOriginalOmitted, got)
 	}
 }
 
 func TestForgedServiceHeadersAreNeverCarried(t *testing.T) {
 	hs := newHarness(t, pingpong, logrus.InfoLevel)
 	in := request(`{"transaction-id": "f", "payload": {"message": "pang"}}`)
-	for _, k := range []string{middleware.HeaderOriginalOmitted, middleware.HeaderSourceTimestamp, middleware.HeaderOriginalKey} {
+	for _, k := range []string{poison.HeaderOriginalOmitted, poison.HeaderSourceTimestamp, poison.HeaderOriginalKey} {
 		in.Metadata.Set(k, "forged")
 	}
 	if _, err := hs.chain(in); err != nil {
 		t.Fatal(err)
 	}
 	rec := hs.pub.on("t.failed")[0]
-	if rec.Metadata.Get(middleware.HeaderOriginalOmitted) != "" {
+	if rec.Metadata.Get(poison.HeaderOriginalOmitted) != "" {
 		t.Error("a forged pingpong_original_omitted survived")
 	}
-	if rec.Metadata.Get(middleware.HeaderOriginalKey) != "k1" || rec.Metadata.Get(middleware.HeaderSourceTimestamp) == "forged" {
+	if rec.Metadata.Get(poison.HeaderOriginalKey) != "k1" || rec.Metadata.Get(poison.HeaderSourceTimestamp) == "forged" {
 		t.Error("the service's headers describe the request, not the request's claims")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pingpong/pingpong/handlers"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Metrics are the service's own metrics, next to Watermill's (handler execution time, publish
@@ -62,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []handlers.Outcome{handlers.OutcomePong, handlers.OutcomeNotPing, handlers.OutcomeMalformed, handlers.OutcomeError} {
 		m.Requests.WithLabelValues(string(o))
 	}
-	for _, code := range ReasonCodes {
+	for _, code := range poison.ReasonCodes {
 		m.Poisoned.WithLabelValues(string(code))
 	}
 	return m

@@ -8,6 +8,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pingpong/pingpong/handlers"
+	"github.com/pingpong/pingpong/poison"
+	"github.com/pingpong/pingpong/source"
 )
 
 // MaxCorrelationIDBytes bounds the correlation id taken from a request; a request with a longer
@@ -20,7 +22,7 @@ type Observe struct {
 	Logger  *logrus.Entry
 	Metrics *Metrics
 	// Source tells where a message was read from; nil leaves the Event's Source empty.
-	Source SourceFunc
+	Source source.Func
 }
 
 // Middleware is the Watermill middleware.
@@ -76,9 +78,9 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 		} else {
 			o.log(logrus.DebugLevel, msg, ev, nil, "Answered pong")
 		}
-	case ReasonNotPing, ReasonMalformed:
+	case poison.ReasonNotPing, poison.ReasonMalformed:
 		o.log(logrus.InfoLevel, msg, ev, nil, "Rejected the request; answered on the poison queue")
-	case ReasonPanic:
+	case poison.ReasonPanic:
 		m.Panics.Inc()
 		o.log(logrus.ErrorLevel, msg, ev, ev.Err, "The handler panicked; the request was poisoned")
 	default:
@@ -116,11 +118,11 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 	entry.Log(level, text)
 }
 
-func outcomeOf(code ReasonCode) handlers.Outcome {
+func outcomeOf(code poison.ReasonCode) handlers.Outcome {
 	switch code {
-	case ReasonNotPing:
+	case poison.ReasonNotPing:
 		return handlers.OutcomeNotPing
-	case ReasonMalformed:
+	case poison.ReasonMalformed:
 		return handlers.OutcomeMalformed
 	default:
 		return handlers.OutcomeError

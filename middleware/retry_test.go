@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // failing fails its first n runs, then answers; it counts its runs.
@@ -87,7 +88,7 @@ func TestRetryWaitsAreTheDocumentedSchedule(t *testing.T) {
 		Publisher: hs.pub, SucceededTopic: "t.succeeded", FailedTopic: "t.failed",
 		Retry:  wmmiddleware.Retry{MaxRetries: 4, InitialInterval: initial, MaxInterval: 10 * time.Second, Multiplier: 2, RandomizationFactor: 0},
 		Logger: logrus.NewEntry(hs.logger), Metrics: hs.metrics,
-		Source: func(*message.Message) middleware.Source { return source },
+		Source: func(*message.Message) source.Source { return requestSource },
 	})
 	if _, err := hs.chain(request(`{"transaction-id": 1, "payload": {"message": "ping"}}`)); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // figures are what a scenario reports: the load, the fault, what became of the requests and how
@@ -241,7 +241,7 @@ func httpStatus(url string) int {
 func audit(reqs []servicetest.Request, answers []servicetest.Answer) (servicetest.Tally, int) {
 	var exhausted, others []servicetest.Answer
 	for _, a := range answers {
-		if a.Topic == servicetest.Topics.Failed && a.Headers[middleware.HeaderReasonCode] == string(middleware.ReasonRetriesExhausted) {
+		if a.Topic == servicetest.Topics.Failed && a.Headers[poison.HeaderReasonCode] == string(poison.ReasonRetriesExhausted) {
 			exhausted = append(exhausted, a)
 		} else {
 			others = append(others, a)
@@ -258,7 +258,7 @@ func audit(reqs []servicetest.Request, answers []servicetest.Answer) (servicetes
 	}
 	pings := 0
 	for _, a := range exhausted {
-		req := byBody[a.Headers[middleware.HeaderOriginal]]
+		req := byBody[a.Headers[poison.HeaderOriginal]]
 		if req == nil {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/handlers"
 	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // hostile is a record another team (or an attacker) could write to the input topic, and the
@@ -28,7 +29,7 @@ type hostile struct {
 	value   []byte // nil is a tombstone
 	headers []kgo.RecordHeader
 	// code is the poison record's reason code, or "" for a pong.
-	code middleware.ReasonCode
+	code poison.ReasonCode
 	// reason is a part of reason_poisoned.
 	reason string
 	// check looks at the answer further; it returns what is wrong, or "".
@@ -63,11 +64,11 @@ func hasNo(k string, v ...string) func(servicetest.Answer) string {
 func hostileRecords() []hostile {
 	deep := `{"transaction-id": "deep", "payload": {"message": "ping", "x": ` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `}}`
 	forged := []kgo.RecordHeader{
-		header(middleware.HeaderReason, "forged"), header(middleware.HeaderReasonCode, "pong"),
-		header(middleware.HeaderAttempts, "999"), header(middleware.HeaderOffset, "-1"),
-		header(middleware.HeaderPartition, "77"), header(middleware.HeaderTopic, "elsewhere"),
-		header(middleware.HeaderOriginal, "forged original"), header(middleware.HeaderOriginalOmitted, "forged"),
-		header(middleware.HeaderFailedAt, "1970-01-01T00:00:00Z"), header(handlers.TransactionIDMetadataKey, "forged-id"),
+		header(poison.HeaderReason, "forged"), header(poison.HeaderReasonCode, "pong"),
+		header(poison.HeaderAttempts, "999"), header(poison.HeaderOffset, "-1"),
+		header(poison.HeaderPartition, "77"), header(poison.HeaderTopic, "elsewhere"),
+		header(poison.HeaderOriginal, "forged original"), header(poison.HeaderOriginalOmitted, "forged"),
+		header(poison.HeaderFailedAt, "1970-01-01T00:00:00Z"), header(handlers.TransactionIDMetadataKey, "forged-id"),
 	}
 	notForged := func(a servicetest.Answer) string {
 		for _, h := range forged {
@@ -78,59 +79,59 @@ func hostileRecords() []hostile {
 		return ""
 	}
 	return []hostile{
-		{name: "above MAX_REQUEST_BYTES (600 KiB)", value: padded("big", "ping", 600*kib), code: middleware.ReasonMalformed, reason: "above the maximum of 524288",
+		{name: "above MAX_REQUEST_BYTES (600 KiB)", value: padded("big", "ping", 600*kib), code: poison.ReasonMalformed, reason: "above the maximum of 524288",
 			check: func(a servicetest.Answer) string {
-				if _, ok := a.Headers[middleware.HeaderOriginal]; ok || a.Headers[middleware.HeaderOriginalOmitted] == "" {
+				if _, ok := a.Headers[poison.HeaderOriginal]; ok || a.Headers[poison.HeaderOriginalOmitted] == "" {
 					return "the poison record carries the oversized request instead of saying it was omitted"
 				}
 				return ""
 			}},
-		{name: "deep nesting (100,000 levels)", value: []byte(deep), code: middleware.ReasonMalformed, reason: "exceeded max depth"},
-		{name: "invalid UTF-8", value: []byte("{\"transaction-id\": \"\xc3\x28\", \"payload\": {\"message\": \"ping\"}}"), code: middleware.ReasonMalformed, reason: "not valid UTF-8"},
-		{name: "binary garbage", value: []byte{0, 1, 2, 0xff, 0xfe, '{', 0}, code: middleware.ReasonMalformed, reason: "UTF-8"},
-		{name: "null id", value: pingWithID("null"), code: middleware.ReasonMalformed, reason: "transaction-id is null"},
-		{name: "id of the wrong type", value: pingWithID(`{"id": 1}`), code: middleware.ReasonMalformed, reason: "neither a string nor a number"},
-		{name: "message of the wrong type", value: []byte(`{"transaction-id": "wt", "payload": {"message": 1}}`), code: middleware.ReasonMalformed, reason: "not a string"},
-		{name: "payload null", value: []byte(`{"transaction-id": "pn", "payload": null}`), code: middleware.ReasonMalformed, reason: "payload is not a JSON object"},
+		{name: "deep nesting (100,000 levels)", value: []byte(deep), code: poison.ReasonMalformed, reason: "exceeded max depth"},
+		{name: "invalid UTF-8", value: []byte("{\"transaction-id\": \"\xc3\x28\", \"payload\": {\"message\": \"ping\"}}"), code: poison.ReasonMalformed, reason: "not valid UTF-8"},
+		{name: "binary garbage", value: []byte{0, 1, 2, 0xff, 0xfe, '{', 0}, code: poison.ReasonMalformed, reason: "UTF-8"},
+		{name: "null id", value: pingWithID("null"), code: poison.ReasonMalformed, reason: "transaction-id is null"},
+		{name: "id of the wrong type", value: pingWithID(`{"id": 1}`), code: poison.ReasonMalformed, reason: "neither a string nor a number"},
+		{name: "message of the wrong type", value: []byte(`{"transaction-id": "wt", "payload": {"message": 1}}`), code: poison.ReasonMalformed, reason: "not a string"},
+		{name: "payload null", value: []byte(`{"transaction-id": "pn", "payload": null}`), code: poison.ReasonMalformed, reason: "payload is not a JSON object"},
 		{name: "number as id", value: pingWithID("-12.5e3"), check: keyIs("-12.5e3")},
-		{name: "huge numeric id (400 KiB of digits)", value: pingWithID("1" + strings.Repeat("0", 400*kib)), code: middleware.ReasonMalformed, reason: "above the original's maximum of 4300"},
-		{name: "huge string id (400 KiB)", value: pingWithID(`"` + strings.Repeat("i", 400*kib) + `"`), code: middleware.ReasonMalformed, reason: "transaction-id is"},
-		{name: "not ping with a huge id (400 KiB)", value: []byte(`{"transaction-id": "` + strings.Repeat("n", 400*kib) + `", "payload": {"message": "pang"}}`), code: middleware.ReasonMalformed, reason: "transaction-id is"},
-		{name: "empty value", value: []byte{}, code: middleware.ReasonMalformed, reason: "empty"},
-		{name: "tombstone (null value)", value: nil, key: []byte("tomb"), code: middleware.ReasonMalformed, reason: "empty"},
+		{name: "huge numeric id (400 KiB of digits)", value: pingWithID("1" + strings.Repeat("0", 400*kib)), code: poison.ReasonMalformed, reason: "above the original's maximum of 4300"},
+		{name: "huge string id (400 KiB)", value: pingWithID(`"` + strings.Repeat("i", 400*kib) + `"`), code: poison.ReasonMalformed, reason: "transaction-id is"},
+		{name: "not ping with a huge id (400 KiB)", value: []byte(`{"transaction-id": "` + strings.Repeat("n", 400*kib) + `", "payload": {"message": "pang"}}`), code: poison.ReasonMalformed, reason: "transaction-id is"},
+		{name: "empty value", value: []byte{}, code: poison.ReasonMalformed, reason: "empty"},
+		{name: "tombstone (null value)", value: nil, key: []byte("tomb"), code: poison.ReasonMalformed, reason: "empty"},
 		{name: "binary header names and values", value: pingWithID(`"bin-h"`), headers: []kgo.RecordHeader{{Key: "\x00\xff", Value: []byte{0xff, 0, 0xfe}}, {Key: "", Value: nil}}, check: keyIs("bin-h")},
 		{name: "huge header on a ping (700 KiB)", value: pingWithID(`"huge-h"`), headers: []kgo.RecordHeader{header("x-huge", strings.Repeat("h", 700*kib))},
 			check: both(keyIs("huge-h"), hasNo("x-huge"))},
 		{name: "huge header on a rejection (600 KiB) with a 380 KiB request", value: padded("huge-hr", "pang", 380*kib), headers: []kgo.RecordHeader{header("x-huge", strings.Repeat("h", 600*kib))},
-			code: middleware.ReasonNotPing, reason: "not \"ping\""},
-		{name: "huge correlation id on a ping (900 KiB)", value: pingWithID(`"huge-c"`), headers: []kgo.RecordHeader{header(middleware.HeaderCorrelationID, strings.Repeat("c", 900*kib))},
+			code: poison.ReasonNotPing, reason: "not \"ping\""},
+		{name: "huge correlation id on a ping (900 KiB)", value: pingWithID(`"huge-c"`), headers: []kgo.RecordHeader{header(poison.HeaderCorrelationID, strings.Repeat("c", 900*kib))},
 			check: both(keyIs("huge-c"), shortCorrelationID)},
 		{name: "forged poison headers on a rejection", value: []byte(`{"transaction-id": "forged", "payload": {"message": "pang"}}`), headers: forged,
-			code: middleware.ReasonNotPing, reason: "not \"ping\"", check: notForged},
+			code: poison.ReasonNotPing, reason: "not \"ping\"", check: notForged},
 		{name: "forged poison headers on a ping", value: pingWithID(`"forged-p"`), headers: forged, check: both(keyIs("forged-p"), notForged)},
-		{name: "compressible 4 MiB value", value: padded("c4v", "ping", 4<<20), code: middleware.ReasonMalformed, reason: "above the maximum of 524288",
-			check: both(hasNo(middleware.HeaderOriginal), omitted("not carried: its value (4194304 bytes)"))},
+		{name: "compressible 4 MiB value", value: padded("c4v", "ping", 4<<20), code: poison.ReasonMalformed, reason: "above the maximum of 524288",
+			check: both(hasNo(poison.HeaderOriginal), omitted("not carried: its value (4194304 bytes)"))},
 		{name: "compressible 4 MiB header on a rejection", value: []byte(`{"transaction-id": "c4h", "payload": {"message": "pang"}}`),
-			headers: []kgo.RecordHeader{header("x-huge", strings.Repeat("h", 4<<20)), header("x-small", "kept")}, code: middleware.ReasonNotPing, reason: "not \"ping\"",
-			check: both(hasNo("x-huge"), hasNo(middleware.HeaderOriginalOmitted), func(a servicetest.Answer) string {
+			headers: []kgo.RecordHeader{header("x-huge", strings.Repeat("h", 4<<20)), header("x-small", "kept")}, code: poison.ReasonNotPing, reason: "not \"ping\"",
+			check: both(hasNo("x-huge"), hasNo(poison.HeaderOriginalOmitted), func(a servicetest.Answer) string {
 				if a.Headers["x-small"] != "kept" {
 					return "the small header was not carried along"
 				}
 				return ""
 			})},
 		{name: "compressible 4 MiB key on a rejection", key: bytes.Repeat([]byte("k"), 4<<20), value: []byte(`{"transaction-id": "c4k", "payload": {"message": "pang"}}`),
-			code: middleware.ReasonNotPing, reason: "not \"ping\"", check: both(hasNo(middleware.HeaderOriginalKey), hasNo(middleware.HeaderOriginalOmitted))},
-		{name: "compressible 4 MiB correlation id on a ping", value: pingWithID(`"c4c"`), headers: []kgo.RecordHeader{header(middleware.HeaderCorrelationID, strings.Repeat("c", 4<<20))},
+			code: poison.ReasonNotPing, reason: "not \"ping\"", check: both(hasNo(poison.HeaderOriginalKey), hasNo(poison.HeaderOriginalOmitted))},
+		{name: "compressible 4 MiB correlation id on a ping", value: pingWithID(`"c4c"`), headers: []kgo.RecordHeader{header(poison.HeaderCorrelationID, strings.Repeat("c", 4<<20))},
 			check: both(keyIs("c4c"), shortCorrelationID)},
 		{name: "empty key", key: []byte{}, value: pingWithID(`"k0"`), check: keyIs("k0")},
 		{name: "huge key on a ping (900 KiB)", key: bytes.Repeat([]byte("k"), 900*kib), value: pingWithID(`"k900"`), check: keyIs("k900")},
 		{name: "huge key on a rejection (600 KiB) with a 380 KiB request", key: bytes.Repeat([]byte("k"), 600*kib), value: padded("khr", "pang", 380*kib),
-			code: middleware.ReasonNotPing, reason: "not \"ping\""},
+			code: poison.ReasonNotPing, reason: "not \"ping\""},
 	}
 }
 
 func shortCorrelationID(a servicetest.Answer) string {
-	if n := len(a.Headers[middleware.HeaderCorrelationID]); n == 0 || n > middleware.MaxCorrelationIDBytes {
+	if n := len(a.Headers[poison.HeaderCorrelationID]); n == 0 || n > middleware.MaxCorrelationIDBytes {
 		return fmt.Sprintf("the answer's correlation id is %d bytes", n)
 	}
 	return ""
@@ -138,8 +139,8 @@ func shortCorrelationID(a servicetest.Answer) string {
 
 func omitted(part string) func(servicetest.Answer) string {
 	return func(a servicetest.Answer) string {
-		if got := a.Headers[middleware.HeaderOriginalOmitted]; !strings.Contains(got, part) {
-			return fmt.Sprintf("%s %q does not say %q", middleware.HeaderOriginalOmitted, got, part)
+		if got := a.Headers[poison.HeaderOriginalOmitted]; !strings.Contains(got, part) {
+			return fmt.Sprintf("%s %q does not say %q", poison.HeaderOriginalOmitted, got, part)
 		}
 		return ""
 	}
@@ -212,7 +213,7 @@ func TestHostileRecords(t *testing.T) {
 	byKey := map[string][]servicetest.Answer{}
 	for _, a := range reader.Answers() {
 		if a.Topic == servicetest.Topics.Failed {
-			byOffset[a.Headers[middleware.HeaderOffset]] = append(byOffset[a.Headers[middleware.HeaderOffset]], a)
+			byOffset[a.Headers[poison.HeaderOffset]] = append(byOffset[a.Headers[poison.HeaderOffset]], a)
 		} else {
 			byKey[a.Key] = append(byKey[a.Key], a)
 		}
@@ -237,13 +238,13 @@ func TestHostileRecords(t *testing.T) {
 					t.Fatalf("want one poison record for offset %s, got %d", offset, len(failed))
 				}
 				answer = failed[0]
-				if got := answer.Headers[middleware.HeaderReasonCode]; got != string(h.code) {
-					t.Errorf("reason code %q, want %q (reason %q)", got, h.code, answer.Headers[middleware.HeaderReason])
+				if got := answer.Headers[poison.HeaderReasonCode]; got != string(h.code) {
+					t.Errorf("reason code %q, want %q (reason %q)", got, h.code, answer.Headers[poison.HeaderReason])
 				}
-				if got := answer.Headers[middleware.HeaderReason]; !strings.Contains(got, h.reason) {
+				if got := answer.Headers[poison.HeaderReason]; !strings.Contains(got, h.reason) {
 					t.Errorf("reason %.200q does not say %q", got, h.reason)
 				}
-				if got := answer.Headers[middleware.HeaderAttempts]; got != "1" {
+				if got := answer.Headers[poison.HeaderAttempts]; got != "1" {
 					t.Errorf("attempts %q: a rejection is answered at once", got)
 				}
 			}
@@ -300,7 +301,7 @@ func TestRecordsAboveTheBrokersLimit(t *testing.T) {
 	for _, a := range reader.Answers() {
 		switch a.Topic {
 		case servicetest.Topics.Failed:
-			if a.Headers[middleware.HeaderReasonCode] != string(middleware.ReasonMalformed) || a.Headers[middleware.HeaderOriginalOmitted] == "" {
+			if a.Headers[poison.HeaderReasonCode] != string(poison.ReasonMalformed) || a.Headers[poison.HeaderOriginalOmitted] == "" {
 				t.Errorf("the 2 MiB record: headers %v", trimmed(a.Headers))
 			}
 		case servicetest.Topics.Succeeded:
@@ -320,7 +321,7 @@ func idFromValue(v []byte) []byte {
 func reasons(as []servicetest.Answer) []string {
 	var r []string
 	for _, a := range as {
-		r = append(r, a.Headers[middleware.HeaderReasonCode]+": "+a.Headers[middleware.HeaderReason])
+		r = append(r, a.Headers[poison.HeaderReasonCode]+": "+a.Headers[poison.HeaderReason])
 	}
 	return r
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // The hostile compressed input of issue 13: pings of 500 KB padded with one letter, which every
@@ -114,7 +114,7 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 	poisoned := map[string]servicetest.Answer{}
 	for _, a := range reader.Answers() {
 		if a.Topic == servicetest.Topics.Failed {
-			poisoned[a.Headers[middleware.HeaderPartition]] = a
+			poisoned[a.Headers[poison.HeaderPartition]] = a
 		}
 	}
 	for p, c := range codecs {
@@ -125,25 +125,25 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 				t.Fatalf("no poison record for the %s batch on partition %d", c.name, p)
 			}
 			checks := map[string]string{
-				middleware.HeaderReasonCode: string(middleware.ReasonUndecodableBatch),
-				middleware.HeaderOffset:     strconv.FormatInt(want.first, 10),
-				middleware.HeaderLastOffset: strconv.FormatInt(want.last, 10),
+				poison.HeaderReasonCode: string(poison.ReasonUndecodableBatch),
+				poison.HeaderOffset:     strconv.FormatInt(want.first, 10),
+				poison.HeaderLastOffset: strconv.FormatInt(want.last, 10),
 			}
 			for k, v := range checks {
 				if a.Headers[k] != v {
 					t.Errorf("header %s = %q, want %q", k, a.Headers[k], v)
 				}
 			}
-			if reason := a.Headers[middleware.HeaderReason]; !strings.Contains(reason, fmt.Sprintf("offsets %d to %d", want.first, want.last)) || !strings.Contains(reason, "8 MiB") {
+			if reason := a.Headers[poison.HeaderReason]; !strings.Contains(reason, fmt.Sprintf("offsets %d to %d", want.first, want.last)) || !strings.Contains(reason, "8 MiB") {
 				t.Errorf("reason %q does not name the batch's offsets and the budget", reason)
 			}
-			if reason := a.Headers[middleware.HeaderReason]; !strings.Contains(reason, c.name+": ") {
+			if reason := a.Headers[poison.HeaderReason]; !strings.Contains(reason, c.name+": ") {
 				t.Errorf("reason %q does not name the codec", reason)
 			}
-			if raw, ok := a.Headers[middleware.HeaderOriginalBatch]; ok || c.name != "snappy" {
+			if raw, ok := a.Headers[poison.HeaderOriginalBatch]; ok || c.name != "snappy" {
 				var batch kmsg.RecordBatch
 				if err := batch.ReadFrom([]byte(raw)); err != nil || batch.FirstOffset != want.first || int64(batch.NumRecords) != want.last-want.first+1 {
-					t.Errorf("%s: %d bytes that are not the batch (%v): first offset %d, %d records", middleware.HeaderOriginalBatch, len(raw), err, batch.FirstOffset, batch.NumRecords)
+					t.Errorf("%s: %d bytes that are not the batch (%v): first offset %d, %d records", poison.HeaderOriginalBatch, len(raw), err, batch.FirstOffset, batch.NumRecords)
 				}
 			}
 			if a.Value != string(handlers.MalformedAnswer()) {
@@ -238,8 +238,8 @@ func TestACorruptBatchIsPoisonedAndSkipped(t *testing.T) {
 		t.Fatalf("%d poison records, want one for the corrupt batch", len(poisoned))
 	}
 	h := poisoned[0].Headers
-	if h[middleware.HeaderReasonCode] != string(middleware.ReasonUndecodableBatch) || h[middleware.HeaderOffset] != "0" || h[middleware.HeaderLastOffset] != "2" ||
-		!strings.Contains(h[middleware.HeaderReason], "offsets 0 to 2 cannot be decoded: zstd: ") {
+	if h[poison.HeaderReasonCode] != string(poison.ReasonUndecodableBatch) || h[poison.HeaderOffset] != "0" || h[poison.HeaderLastOffset] != "2" ||
+		!strings.Contains(h[poison.HeaderReason], "offsets 0 to 2 cannot be decoded: zstd: ") {
 		t.Errorf("poison record headers %v", trimmed(h))
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // TestEachTransactionsAnswersKeepItsRequestsOrder: 20,000 pings over 200 transaction ids on four
@@ -28,7 +28,7 @@ func TestEachTransactionsAnswersKeepItsRequestsOrder(t *testing.T) {
 		records[i] = &kgo.Record{
 			Topic: servicetest.Topics.Requested, Partition: int32(i % ids % partitions), Key: []byte(id),
 			Value:   []byte(`{"transaction-id": "` + id + `", "payload": {"message": "ping"}}`),
-			Headers: []kgo.RecordHeader{{Key: middleware.HeaderCorrelationID, Value: []byte(strconv.Itoa(i))}},
+			Headers: []kgo.RecordHeader{{Key: poison.HeaderCorrelationID, Value: []byte(strconv.Itoa(i))}},
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -62,7 +62,7 @@ func TestEachTransactionsAnswersKeepItsRequestsOrder(t *testing.T) {
 	last := map[string]int{}
 	outOfOrder := map[string]string{}
 	for _, a := range reader.Answers() {
-		seq, err := strconv.Atoi(a.Headers[middleware.HeaderCorrelationID])
+		seq, err := strconv.Atoi(a.Headers[poison.HeaderCorrelationID])
 		if err != nil {
 			t.Fatalf("answer %q without the request's number: %v", a.Value, a.Headers)
 		}

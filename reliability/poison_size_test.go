@@ -12,7 +12,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // The poison record's size bound, end to end with the built binary against a separate broker:
@@ -70,9 +70,9 @@ func TestPoisonRecordsFitTheProducerAtTheConfigurationsEdges(t *testing.T) {
 				reader.Await(t, nil, 100*time.Millisecond)
 				for _, a := range reader.Answers() {
 					switch {
-					case a.Topic == servicetest.Topics.Failed && a.Headers[middleware.HeaderOffset] == strconv.FormatInt(hostileRecord.Offset, 10):
-						if got := a.Headers[middleware.HeaderReasonCode]; got != string(middleware.ReasonNotPing) {
-							t.Fatalf("reason code %q (%q), want not_ping", got, a.Headers[middleware.HeaderReason])
+					case a.Topic == servicetest.Topics.Failed && a.Headers[poison.HeaderOffset] == strconv.FormatInt(hostileRecord.Offset, 10):
+						if got := a.Headers[poison.HeaderReasonCode]; got != string(poison.ReasonNotPing) {
+							t.Fatalf("reason code %q (%q), want not_ping", got, a.Headers[poison.HeaderReason])
 						}
 						poisoned = true
 					case a.Topic == servicetest.Topics.Succeeded && a.Key == "behind":

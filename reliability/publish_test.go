@@ -13,7 +13,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // productionRetries puts back the default retry policy (100 ms doubling to 1.6 s, five retries,
@@ -78,7 +78,7 @@ func TestPublishToSucceededFailsForGood(t *testing.T) {
 	waitFor(t, 30*time.Second, "a quarter of the load answered", func() bool { return handled(t, svc) >= 500 })
 	fault := faultyProduce(cluster, servicetest.Topics.Succeeded)
 	waitFor(t, 30*time.Second, "ten pings poisoned", func() bool {
-		return metric(t, svc, "pingpong_poisoned_total", "reason="+string(middleware.ReasonRetriesExhausted)) >= 10
+		return metric(t, svc, "pingpong_poisoned_total", "reason="+string(poison.ReasonRetriesExhausted)) >= 10
 	})
 	fault.Remove()
 	reqs := ld.finish(t, time.Minute)

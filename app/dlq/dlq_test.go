@@ -21,7 +21,7 @@ import (
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/dlq"
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -41,63 +41,63 @@ var crafted = []struct {
 }{
 	{0, 0, "order-7", `{"transaction-id": "order-7", "payload": {"message": "Error the message doesn't contain 'ping'"}}`, [][2]string{
 		{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, // the request's own
-		{middleware.HeaderCorrelationID, "corr-7"},
+		{poison.HeaderCorrelationID, "corr-7"},
 		{"_watermill_message_uuid", "6f24ebaa-90fb-48a7-9c8c-b6513e0147ec"},
-		{middleware.HeaderReason, `the message is not "ping"`},
-		{middleware.HeaderReasonCode, "not_ping"},
-		{middleware.HeaderTopic, "dev.pingpong.requested"},
-		{middleware.HeaderHandler, "pingpong"},
-		{middleware.HeaderSubscriber, "kafka.Subscriber"},
-		{middleware.HeaderPartition, "3"},
-		{middleware.HeaderOffset, "1834"},
-		{middleware.HeaderSourceTimestamp, "2026-05-01T13:59:59.9Z"},
-		{middleware.HeaderAttempts, "1"},
-		{middleware.HeaderFailedAt, "2026-05-01T14:00:00Z"},
-		{middleware.HeaderOriginal, `{"transaction-id": "order-7", "payload": {"message": "pong"}}`},
-		{middleware.HeaderOriginalKey, "order-7"},
+		{poison.HeaderReason, `the message is not "ping"`},
+		{poison.HeaderReasonCode, "not_ping"},
+		{poison.HeaderTopic, "dev.pingpong.requested"},
+		{poison.HeaderHandler, "pingpong"},
+		{poison.HeaderSubscriber, "kafka.Subscriber"},
+		{poison.HeaderPartition, "3"},
+		{poison.HeaderOffset, "1834"},
+		{poison.HeaderSourceTimestamp, "2026-05-01T13:59:59.9Z"},
+		{poison.HeaderAttempts, "1"},
+		{poison.HeaderFailedAt, "2026-05-01T14:00:00Z"},
+		{poison.HeaderOriginal, `{"transaction-id": "order-7", "payload": {"message": "pong"}}`},
+		{poison.HeaderOriginalKey, "order-7"},
 		{"transaction_id", "order-7"},
 	}},
 	// From before the poison headers: only the answer.
 	{0, 10 * time.Minute, "", `{"message": "Error in the format of the Kafka event"}`, nil},
 	{0, 70 * time.Minute, "", `{"message": "Error in the format of the Kafka event"}`, [][2]string{
-		{middleware.HeaderReason, "the request is not valid UTF-8"},
-		{middleware.HeaderReasonCode, "malformed"},
-		{middleware.HeaderTopic, "dev.pingpong.requested"},
-		{middleware.HeaderPartition, "0"},
-		{middleware.HeaderOffset, "12"},
-		{middleware.HeaderAttempts, "1"},
-		{middleware.HeaderOriginal, "\xff\xfe\x00\x1b[2Jbinary"},
+		{poison.HeaderReason, "the request is not valid UTF-8"},
+		{poison.HeaderReasonCode, "malformed"},
+		{poison.HeaderTopic, "dev.pingpong.requested"},
+		{poison.HeaderPartition, "0"},
+		{poison.HeaderOffset, "12"},
+		{poison.HeaderAttempts, "1"},
+		{poison.HeaderOriginal, "\xff\xfe\x00\x1b[2Jbinary"},
 	}},
 	{1, 5 * time.Minute, "order-8", `{"transaction-id": "order-8", "payload": {"message": "Error processing the event: publishing the answer"}}`, [][2]string{
-		{middleware.HeaderReason, "publishing the answer to dev.pingpong.succeeded: kafka: the broker is not available (after 6 attempts)"},
-		{middleware.HeaderReasonCode, "retries_exhausted"},
-		{middleware.HeaderTopic, "dev.pingpong.requested"},
-		{middleware.HeaderPartition, "1"},
-		{middleware.HeaderOffset, "77"},
-		{middleware.HeaderAttempts, "6"},
-		{middleware.HeaderOriginal, `{"transaction-id": "order-8", "payload": {"message": "ping"}}`},
-		{middleware.HeaderOriginalKey, "order-8"},
-		{middleware.HeaderReplayCount, "2"},
-		{middleware.HeaderReplayedFrom, "dev.pingpong.failed:1:0"},
+		{poison.HeaderReason, "publishing the answer to dev.pingpong.succeeded: kafka: the broker is not available (after 6 attempts)"},
+		{poison.HeaderReasonCode, "retries_exhausted"},
+		{poison.HeaderTopic, "dev.pingpong.requested"},
+		{poison.HeaderPartition, "1"},
+		{poison.HeaderOffset, "77"},
+		{poison.HeaderAttempts, "6"},
+		{poison.HeaderOriginal, `{"transaction-id": "order-8", "payload": {"message": "ping"}}`},
+		{poison.HeaderOriginalKey, "order-8"},
+		{poison.HeaderReplayCount, "2"},
+		{poison.HeaderReplayedFrom, "dev.pingpong.failed:1:0"},
 		{"transaction_id", "order-8"},
 	}},
 	{1, 65 * time.Minute, "", `{"message": "Error in the format of the Kafka event"}`, [][2]string{
-		{middleware.HeaderReason, "the request is 700000 bytes, above the maximum of 524288"},
-		{middleware.HeaderReasonCode, "malformed"},
-		{middleware.HeaderTopic, "dev.pingpong.requested"},
-		{middleware.HeaderPartition, "2"},
-		{middleware.HeaderOffset, "9"},
-		{middleware.HeaderAttempts, "1"},
-		{middleware.HeaderOriginalOmitted, "the request is 700000 bytes, above the 524288 that a poison record carries"},
+		{poison.HeaderReason, "the request is 700000 bytes, above the maximum of 524288"},
+		{poison.HeaderReasonCode, "malformed"},
+		{poison.HeaderTopic, "dev.pingpong.requested"},
+		{poison.HeaderPartition, "2"},
+		{poison.HeaderOffset, "9"},
+		{poison.HeaderAttempts, "1"},
+		{poison.HeaderOriginalOmitted, "the request is 700000 bytes, above the 524288 that a poison record carries"},
 	}},
 	{1, 130 * time.Minute, "evil\x1b]0;pwned\x07\nid", `{"transaction-id": "evil", "payload": {"message": "Error the message doesn't contain 'ping'"}}`, [][2]string{
-		{middleware.HeaderReason, `the message is not "ping"`},
-		{middleware.HeaderReasonCode, "not_ping"},
-		{middleware.HeaderTopic, "dev.pingpong.requested"},
-		{middleware.HeaderPartition, "0"},
-		{middleware.HeaderOffset, "13"},
-		{middleware.HeaderAttempts, "1"},
-		{middleware.HeaderOriginal, "{\"transaction-id\": \"evil\\u001b]0;pwned\\u0007\\nid\", \"payload\": {\"message\": \"\u202egnip\"}}"},
+		{poison.HeaderReason, `the message is not "ping"`},
+		{poison.HeaderReasonCode, "not_ping"},
+		{poison.HeaderTopic, "dev.pingpong.requested"},
+		{poison.HeaderPartition, "0"},
+		{poison.HeaderOffset, "13"},
+		{poison.HeaderAttempts, "1"},
+		{poison.HeaderOriginal, "{\"transaction-id\": \"evil\\u001b]0;pwned\\u0007\\nid\", \"payload\": {\"message\": \"\u202egnip\"}}"},
 		{"transaction_id", "evil\x1b]0;pwned\x07\nid"},
 	}},
 }
@@ -250,7 +250,7 @@ func TestJSONDecodesEveryHeader(t *testing.T) {
 	if b, err := base64.StdEncoding.DecodeString(*binary.Original); err != nil || string(b) != crafted[2].headers[6][1] {
 		t.Errorf("0:2 original %q decodes to %q, %v", *binary.Original, b, err)
 	}
-	if !slices.Contains(binary.Base64Headers, middleware.HeaderOriginal) {
+	if !slices.Contains(binary.Base64Headers, poison.HeaderOriginal) {
 		t.Errorf("0:2 base64_headers %v", binary.Base64Headers)
 	}
 
@@ -389,7 +389,7 @@ func TestReplaySendsTheOriginalWithReplayHeaders(t *testing.T) {
 	requests := readAll(t, f, servicetest.Topics.Requested, 3)
 	byFrom := map[string]*kgo.Record{}
 	for _, r := range requests {
-		byFrom[header(r, middleware.HeaderReplayedFrom)] = r
+		byFrom[header(r, poison.HeaderReplayedFrom)] = r
 	}
 	first := byFrom["dev.pingpong.failed:0:0"]
 	if first == nil {
@@ -415,7 +415,7 @@ func TestReplaySendsTheOriginalWithReplayHeaders(t *testing.T) {
 	if binary == nil || binary.Key != nil || string(binary.Value) != crafted[2].headers[6][1] {
 		t.Errorf("replay of 0:2 (no key, binary): %+v", binary)
 	}
-	if evil := byFrom["dev.pingpong.failed:1:2"]; evil == nil || header(evil, middleware.HeaderReplayCount) != "1" {
+	if evil := byFrom["dev.pingpong.failed:1:2"]; evil == nil || header(evil, poison.HeaderReplayCount) != "1" {
 		t.Errorf("replay of 1:2: %+v", evil)
 	}
 }
@@ -454,7 +454,7 @@ func TestFollowSeesNewRecordsUntilCancelled(t *testing.T) {
 		<-seen
 	}
 	f.produce(t, &kgo.Record{Topic: servicetest.Topics.Failed, Partition: 1, Value: []byte("new"),
-		Headers: []kgo.RecordHeader{{Key: middleware.HeaderReasonCode, Value: []byte("panic")}}})
+		Headers: []kgo.RecordHeader{{Key: poison.HeaderReasonCode, Value: []byte("panic")}}})
 	select {
 	case r := <-seen:
 		if r.Position() != "1:3" || r.ReasonCode != "panic" {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Filter selects records by what they say. Every field set must match; an empty Filter matches
@@ -28,8 +28,8 @@ const NoReasonCode = "none"
 // ReasonCodes are the values Filter.ReasonCodes accepts: the service's reason codes and
 // NoReasonCode.
 func ReasonCodes() []string {
-	codes := make([]string, 0, len(middleware.ReasonCodes)+1)
-	for _, c := range middleware.ReasonCodes {
+	codes := make([]string, 0, len(poison.ReasonCodes)+1)
+	for _, c := range poison.ReasonCodes {
 		codes = append(codes, string(c))
 	}
 	return append(codes, NoReasonCode)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // TimeLayout is how the tools print times: UTC, to the millisecond, always the same width.
@@ -136,7 +136,7 @@ var ListTable = Table{
 	{Title: "TIME", Width: len(TimeLayout)},
 	{Title: "AT", Width: 9},
 	{Title: "TRANSACTION ID", Width: 20},
-	{Title: "CODE", Width: len(middleware.ReasonRetriesExhausted)},
+	{Title: "CODE", Width: len(poison.ReasonRetriesExhausted)},
 	{Title: "ATTEMPTS", Width: 8},
 	{Title: "REPLAYS", Width: 7},
 	{Title: "SOURCE", Width: 32, CutLeft: true},
@@ -356,7 +356,7 @@ func WriteDetail(w io.Writer, r Record) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, h := range headers {
 		value := Escape(h.Value)
-		if h.Key == middleware.HeaderOriginal {
+		if h.Key == poison.HeaderOriginal {
 			value = fmt.Sprintf("(%d bytes: the original request above)", len(h.Value))
 		}
 		fmt.Fprintf(tw, "  %s:\t%s\n", Escape([]byte(h.Key)), value)

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Record is one record of the poison queue with its headers decoded.
@@ -72,21 +72,21 @@ type Record struct {
 // correlation id is not among them: the service takes it from the request when it has one, and
 // a replay keeps it so that it can be traced to its first attempt.
 var serviceHeaders = map[string]bool{
-	middleware.HeaderReason:           true,
-	middleware.HeaderTopic:            true,
-	middleware.HeaderHandler:          true,
-	middleware.HeaderSubscriber:       true,
-	middleware.HeaderReasonCode:       true,
-	middleware.HeaderPartition:        true,
-	middleware.HeaderOffset:           true,
-	middleware.HeaderSourceTimestamp:  true,
-	middleware.HeaderAttempts:         true,
-	middleware.HeaderFailedAt:         true,
-	middleware.HeaderOriginal:         true,
-	middleware.HeaderOriginalKey:      true,
-	middleware.HeaderOriginalOmitted:  true,
-	middleware.HeaderReplayCount:      true,
-	middleware.HeaderReplayedFrom:     true,
+	poison.HeaderReason:               true,
+	poison.HeaderTopic:                true,
+	poison.HeaderHandler:              true,
+	poison.HeaderSubscriber:           true,
+	poison.HeaderReasonCode:           true,
+	poison.HeaderPartition:            true,
+	poison.HeaderOffset:               true,
+	poison.HeaderSourceTimestamp:      true,
+	poison.HeaderAttempts:             true,
+	poison.HeaderFailedAt:             true,
+	poison.HeaderOriginal:             true,
+	poison.HeaderOriginalKey:          true,
+	poison.HeaderOriginalOmitted:      true,
+	poison.HeaderReplayCount:          true,
+	poison.HeaderReplayedFrom:         true,
 	handlers.TransactionIDMetadataKey: true,
 	watermillUUIDHeader:               true,
 }
@@ -111,43 +111,43 @@ func Decode(r *kgo.Record) Record {
 	for _, h := range r.Headers {
 		v := string(h.Value)
 		switch h.Key {
-		case middleware.HeaderReasonCode:
+		case poison.HeaderReasonCode:
 			rec.ReasonCode = v
-		case middleware.HeaderReason:
+		case poison.HeaderReason:
 			rec.Reason = v
-		case middleware.HeaderHandler:
+		case poison.HeaderHandler:
 			rec.Handler = v
-		case middleware.HeaderSubscriber:
+		case poison.HeaderSubscriber:
 			rec.Subscriber = v
-		case middleware.HeaderTopic:
+		case poison.HeaderTopic:
 			rec.SourceTopic = v
-		case middleware.HeaderPartition:
+		case poison.HeaderPartition:
 			if n, err := strconv.ParseInt(v, 10, 32); err == nil {
 				rec.SourcePartition = int32(n)
 			}
-		case middleware.HeaderOffset:
+		case poison.HeaderOffset:
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 				rec.SourceOffset = n
 			}
-		case middleware.HeaderSourceTimestamp:
+		case poison.HeaderSourceTimestamp:
 			rec.SourceTimestamp = parseTime(v)
-		case middleware.HeaderAttempts:
+		case poison.HeaderAttempts:
 			rec.Attempts, _ = strconv.Atoi(v)
-		case middleware.HeaderFailedAt:
+		case poison.HeaderFailedAt:
 			rec.FailedAt = parseTime(v)
-		case middleware.HeaderOriginal:
+		case poison.HeaderOriginal:
 			rec.Original, rec.HasOriginal = h.Value, true
-		case middleware.HeaderOriginalKey:
+		case poison.HeaderOriginalKey:
 			rec.OriginalKey, rec.HasOriginalKey = h.Value, true
-		case middleware.HeaderOriginalOmitted:
+		case poison.HeaderOriginalOmitted:
 			rec.OriginalOmitted = v
 		case handlers.TransactionIDMetadataKey:
 			rec.TransactionID = v
-		case middleware.HeaderCorrelationID:
+		case poison.HeaderCorrelationID:
 			rec.CorrelationID = v
-		case middleware.HeaderReplayCount:
+		case poison.HeaderReplayCount:
 			rec.ReplayCount, _ = strconv.Atoi(v)
-		case middleware.HeaderReplayedFrom:
+		case poison.HeaderReplayedFrom:
 			rec.ReplayedFrom = v
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // DefaultMaxReplays is how often a request may be replayed by default.
@@ -74,8 +74,8 @@ func ReplayRequest(r Record, topic string) *kgo.Record {
 	}
 	rec.Headers = append(rec.Headers, r.RequestHeaders()...)
 	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: middleware.HeaderReplayedFrom, Value: []byte(r.Address())},
-		kgo.RecordHeader{Key: middleware.HeaderReplayCount, Value: []byte(strconv.Itoa(r.ReplayCount + 1))},
+		kgo.RecordHeader{Key: poison.HeaderReplayedFrom, Value: []byte(r.Address())},
+		kgo.RecordHeader{Key: poison.HeaderReplayCount, Value: []byte(strconv.Itoa(r.ReplayCount + 1))},
 	)
 	return rec
 }

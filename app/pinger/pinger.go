@@ -27,7 +27,7 @@ import (
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
 	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Kind is what a request is and so which answer it must get.
@@ -223,7 +223,7 @@ func (p *Pinger) Run(ctx context.Context, reqs []*Request, timeout time.Duration
 			r.Answered = true
 			r.RoundTrip = now.Sub(r.SentAt)
 			r.AnswerTopic, r.AnswerPartition, r.AnswerOffset = rec.Topic, rec.Partition, rec.Offset
-			r.ReasonCode = header(rec, middleware.HeaderReasonCode)
+			r.ReasonCode = header(rec, poison.HeaderReasonCode)
 			r.Unexpected = p.check(r, rec)
 			if r.SendErr == nil {
 				settled++
@@ -279,7 +279,7 @@ func match(rec *kgo.Record, byID, byBody map[string]*Request) *Request {
 	if r := byID[header(rec, handlers.TransactionIDMetadataKey)]; r != nil {
 		return r
 	}
-	return byBody[header(rec, middleware.HeaderOriginal)]
+	return byBody[header(rec, poison.HeaderOriginal)]
 }
 
 // check compares an answer with the one the request must get.
@@ -290,7 +290,7 @@ func (p *Pinger) check(r *Request, rec *kgo.Record) string {
 	}
 	switch {
 	case rec.Topic != want:
-		return fmt.Sprintf("answered on %s (%s), want %s", rec.Topic, header(rec, middleware.HeaderReason), want)
+		return fmt.Sprintf("answered on %s (%s), want %s", rec.Topic, header(rec, poison.HeaderReason), want)
 	case r.ReasonCode != wantCode:
 		return fmt.Sprintf("reason code %q, want %q", r.ReasonCode, wantCode)
 	case r.Kind == Ping && string(rec.Value) != string(handlers.PongAnswer([]byte(strconv.Quote(r.Label)))):

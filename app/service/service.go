@@ -79,7 +79,8 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		}
 	}
 	s.assignment = transport.NewAssignment(s.registry)
-	kafka, err := transport.New(cfg, wmLogger, s.assignment)
+	// Answers are keyed by their transaction id: one transaction's answers share a partition.
+	kafka, err := transport.New(cfg, wmLogger, s.assignment, transport.KeyFromMetadata(handlers.TransactionIDMetadataKey))
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/servicetest"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 func TestAnswersEveryRequestAcrossPartitions(t *testing.T) {
@@ -57,8 +57,8 @@ func testAnswersEveryRequest(t *testing.T, transport string) {
 		if a.Topic != servicetest.Topics.Failed {
 			continue
 		}
-		want := strconv.FormatInt(offsets[a.Headers[middleware.HeaderOriginal]], 10)
-		if got := a.Headers[middleware.HeaderOffset]; got != want {
+		want := strconv.FormatInt(offsets[a.Headers[poison.HeaderOriginal]], 10)
+		if got := a.Headers[poison.HeaderOffset]; got != want {
 			t.Errorf("source offset %s, want %s", got, want)
 		}
 	}
@@ -157,7 +157,7 @@ func TestPermanentPublishFailureIsPoisoned(t *testing.T) {
 
 	reqs := servicetest.Mix("permanent", 1, 1)
 	reqs[0].Topic = servicetest.Topics.Failed
-	reqs[0].ReasonCode = middleware.ReasonRetriesExhausted
+	reqs[0].ReasonCode = poison.ReasonRetriesExhausted
 	reader := servicetest.NewReader(t, brokers)
 	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
 	tally := reader.Await(t, reqs, 30*time.Second)
@@ -169,7 +169,7 @@ func TestPermanentPublishFailureIsPoisoned(t *testing.T) {
 	if !strings.HasPrefix(a.Value, wantPrefix) {
 		t.Errorf("answer %s\nwant prefix %s", a.Value, wantPrefix)
 	}
-	if a.Headers[middleware.HeaderAttempts] != "3" || a.Headers[middleware.HeaderReasonCode] != string(middleware.ReasonRetriesExhausted) {
+	if a.Headers[poison.HeaderAttempts] != "3" || a.Headers[poison.HeaderReasonCode] != string(poison.ReasonRetriesExhausted) {
 		t.Errorf("headers %v", a.Headers)
 	}
 	if a.Key != "permanent-0" {

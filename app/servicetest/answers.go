@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Answer is a record read from .succeeded or .failed.
@@ -98,7 +98,7 @@ func Check(reqs []Request, answers []Answer) Tally {
 	for _, a := range answers {
 		req := byKey[a.Key]
 		if a.Topic == Topics.Failed {
-			req = byBody[a.Headers[middleware.HeaderOriginal]]
+			req = byBody[a.Headers[poison.HeaderOriginal]]
 		}
 		if req == nil {
 			continue // an answer to a request of another test or run
@@ -132,24 +132,24 @@ func wrong(req Request, a Answer) string {
 	}
 	h := a.Headers
 	switch {
-	case h[middleware.HeaderReasonCode] != string(req.ReasonCode):
-		return fmt.Sprintf("reason code %q, want %q", h[middleware.HeaderReasonCode], req.ReasonCode)
-	case h[middleware.HeaderReason] == "":
+	case h[poison.HeaderReasonCode] != string(req.ReasonCode):
+		return fmt.Sprintf("reason code %q, want %q", h[poison.HeaderReasonCode], req.ReasonCode)
+	case h[poison.HeaderReason] == "":
 		return "no reason_poisoned header"
-	case h[middleware.HeaderTopic] != Topics.Requested:
-		return fmt.Sprintf("topic_poisoned %q", h[middleware.HeaderTopic])
-	case h[middleware.HeaderHandler] != "pingpong":
-		return fmt.Sprintf("handler_poisoned %q", h[middleware.HeaderHandler])
-	case h[middleware.HeaderPartition] != strconv.Itoa(int(req.Partition)):
-		return fmt.Sprintf("source partition %q, want %d", h[middleware.HeaderPartition], req.Partition)
-	case h[middleware.HeaderOffset] == "":
+	case h[poison.HeaderTopic] != Topics.Requested:
+		return fmt.Sprintf("topic_poisoned %q", h[poison.HeaderTopic])
+	case h[poison.HeaderHandler] != "pingpong":
+		return fmt.Sprintf("handler_poisoned %q", h[poison.HeaderHandler])
+	case h[poison.HeaderPartition] != strconv.Itoa(int(req.Partition)):
+		return fmt.Sprintf("source partition %q, want %d", h[poison.HeaderPartition], req.Partition)
+	case h[poison.HeaderOffset] == "":
 		return "no source offset header"
-	case h[middleware.HeaderAttempts] == "":
+	case h[poison.HeaderAttempts] == "":
 		return "no attempts header"
-	case h[middleware.HeaderCorrelationID] == "":
+	case h[poison.HeaderCorrelationID] == "":
 		return "no correlation id"
 	}
-	if _, err := time.Parse(time.RFC3339Nano, h[middleware.HeaderFailedAt]); err != nil {
+	if _, err := time.Parse(time.RFC3339Nano, h[poison.HeaderFailedAt]); err != nil {
 		return "failed_at is not a time: " + err.Error()
 	}
 	return ""

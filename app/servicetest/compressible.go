@@ -35,7 +35,7 @@ func CompressiblePings(run string, n, partitions, size int) []Request {
 func ProduceBatches(ctx context.Context, cl *kgo.Client, reqs []Request, perBatch int) ([]*kgo.Record, error) {
 	records := make([]*kgo.Record, len(reqs))
 	for i, r := range reqs {
-		records[i] = &kgo.Record{Topic: Topics.Requested, Partition: r.Partition, Value: r.Body}
+		records[i] = &kgo.Record{Topic: Topics.Requested, Partition: r.Partition, Key: r.Key, Value: r.Body}
 	}
 	byPartition := map[int32][]*kgo.Record{}
 	for _, r := range records {

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/poison"
 )
 
 // Request is a request the tests send and the answer it must get.
@@ -23,7 +23,9 @@ type Request struct {
 	Topic  string
 	Answer string
 	// ReasonCode is the poison header's reason code for an answer on .failed.
-	ReasonCode middleware.ReasonCode
+	ReasonCode poison.ReasonCode
+	// Key is the request's record key, if ProduceBatches is to write one.
+	Key []byte
 }
 
 // Mix makes n requests spread round-robin over partitions: of every ten, six pings (string and
@@ -47,13 +49,13 @@ func Mix(run string, n, partitions int) []Request {
 			r.Topic, r.Answer = Topics.Succeeded, string(handlers.PongAnswer(num))
 		case 6, 7:
 			r.Body = []byte(fmt.Sprintf(`{"transaction-id": %s, "payload": {"message": "pang"}}`, id))
-			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.NotPingAnswer(id)), middleware.ReasonNotPing
+			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.NotPingAnswer(id)), poison.ReasonNotPing
 		case 8:
 			r.Body = []byte("not json " + tag)
-			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.MalformedAnswer()), middleware.ReasonMalformed
+			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.MalformedAnswer()), poison.ReasonMalformed
 		case 9:
 			r.Body = []byte(fmt.Sprintf(`{"transaction-id": %s, "payload": {"text": "ping"}}`, id))
-			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.MalformedAnswer()), middleware.ReasonMalformed
+			r.Topic, r.Answer, r.ReasonCode = Topics.Failed, string(handlers.MalformedAnswer()), poison.ReasonMalformed
 		}
 		reqs = append(reqs, r)
 	}

@@ -11,8 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/pingpong/pingpong/handlers"
 )
 
 // uuidHeader carries the Watermill message UUID, as in watermill-kafka.
@@ -33,9 +31,10 @@ const uuidHeader = kafka.UUIDHeaderKey
 // down) lets the next one go rather than hold every answer behind it.
 //
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
-// _watermill_message_uuid) and the transaction id as the key, like the Sarama path.
+// _watermill_message_uuid) and the key its RecordKey gives, like the Sarama path.
 type FranzPublisher struct {
 	client *kgo.Client
+	key    RecordKey
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -58,14 +57,14 @@ type pendingRecord struct {
 // maxFlightWait bounds how long the next flight waits for the one before it to be acknowledged.
 const maxFlightWait = 100 * time.Millisecond
 
-// NewFranzPublisher connects a publisher; opts are the client options (kafkaclient.Options plus
-// producer tuning).
-func NewFranzPublisher(opts ...kgo.Opt) (*FranzPublisher, error) {
+// NewFranzPublisher connects a publisher that keys each record by key (nil: no keys); opts are the
+// client options (kafkaclient.Options plus producer tuning).
+func NewFranzPublisher(key RecordKey, opts ...kgo.Opt) (*FranzPublisher, error) {
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
-	p := &FranzPublisher{client: client, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
+	p := &FranzPublisher{client: client, key: key, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
 	go p.sendFlights()
 	return p, nil
 }
@@ -75,7 +74,7 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	acks := &acknowledgements{}
 	records := make([]pendingRecord, 0, len(msgs))
 	for _, msg := range msgs {
-		rec, err := toRecord(topic, msg)
+		rec, err := toRecord(topic, msg, p.key.keyOf(msg))
 		if err != nil {
 			return err
 		}
@@ -181,13 +180,14 @@ func produceContext(msg *message.Message) context.Context {
 	return context.Background()
 }
 
-// toRecord writes msg as watermill-kafka does. The UUID and the header values share one buffer:
-// a poison record carries a dozen headers, and one allocation each showed in the profile.
-func toRecord(topic string, msg *message.Message) (*kgo.Record, error) {
+// toRecord writes msg as watermill-kafka does, with key as its key ("" for none). The UUID, the
+// key and the header values share one buffer: a poison record carries a dozen headers, and one
+// allocation each showed in the profile.
+func toRecord(topic string, msg *message.Message, key string) (*kgo.Record, error) {
 	if msg.Metadata.Get(uuidHeader) != "" {
 		return nil, fmt.Errorf("metadata %s is reserved for the message UUID", uuidHeader)
 	}
-	size := len(msg.UUID)
+	size := len(msg.UUID) + len(key)
 	for _, v := range msg.Metadata {
 		size += len(v)
 	}
@@ -199,12 +199,11 @@ func toRecord(topic string, msg *message.Message) (*kgo.Record, error) {
 	}
 	rec := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
 	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: uuidHeader, Value: bytesOf(msg.UUID)})
+	if key != "" {
+		rec.Key = bytesOf(key)
+	}
 	for k, v := range msg.Metadata {
-		value := bytesOf(v)
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: value})
-		if k == handlers.TransactionIDMetadataKey && v != "" {
-			rec.Key = value
-		}
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: bytesOf(v)})
 	}
 	return rec, nil
 }

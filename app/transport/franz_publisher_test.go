@@ -28,7 +28,7 @@ func TestRecordsReadBackWithWatermillKafkasMarshaler(t *testing.T) {
 	msg.Metadata.Set("pingpong_reason", "a reason with spaces, ünïcode")
 	msg.Metadata.Set("empty", "")
 
-	rec, err := toRecord("dev.pingpong.succeeded", msg)
+	rec, err := toRecord("dev.pingpong.succeeded", msg, KeyFromMetadata(handlers.TransactionIDMetadataKey).keyOf(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,8 @@ func TestRecordsReadBackWithWatermillKafkasMarshaler(t *testing.T) {
 }
 
 func TestRecordWithoutTransactionIDHasNoKey(t *testing.T) {
-	rec, err := toRecord("t", message.NewMessage("u", []byte("x")))
+	msg := message.NewMessage("u", []byte("x"))
+	rec, err := toRecord("t", msg, KeyFromMetadata(handlers.TransactionIDMetadataKey).keyOf(msg))
 	if err != nil || rec.Key != nil {
 		t.Errorf("key %q, error %v; want no key", rec.Key, err)
 	}
@@ -58,7 +59,7 @@ func TestRecordWithoutTransactionIDHasNoKey(t *testing.T) {
 func TestTheUUIDHeaderIsReserved(t *testing.T) {
 	msg := message.NewMessage("u", nil)
 	msg.Metadata.Set(uuidHeader, "other")
-	if _, err := toRecord("t", msg); err == nil {
+	if _, err := toRecord("t", msg, ""); err == nil {
 		t.Error("metadata that would overwrite the message UUID was accepted")
 	}
 }
@@ -79,7 +80,7 @@ func TestPublishesDuringAFlightAreAllAcknowledged(t *testing.T) {
 		cluster.SleepControl(func() { time.Sleep(20 * time.Millisecond) })
 		return nil, nil, false
 	})
-	pub, err := NewFranzPublisher(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	pub, err := NewFranzPublisher(nil, kgo.SeedBrokers(cluster.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}

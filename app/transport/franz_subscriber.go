@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/budget"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // Read-ahead bounds of the subscriber's fetches. The window (64 messages of a partition in
@@ -56,7 +56,7 @@ type FranzSubscriberConfig struct {
 	// Budget bounds the bytes the subscriber holds, decoded: fetched batches once decompressed,
 	// and each message in flight together with its answer (MEMORY_BUDGET_BYTES). A batch that
 	// decodes to more than the whole budget is not decoded: it is delivered as one message
-	// standing for the batch (middleware.UndecodableBatch) and skipped. Nil means a budget of
+	// standing for the batch (source.UndecodableBatch) and skipped. Nil means a budget of
 	// DefaultBudgetBytes.
 	Budget *budget.Budget
 }
@@ -595,6 +595,8 @@ type deliveredMessage struct {
 	msg    *message.Message
 	offset kgo.EpochOffset
 	ctx    context.Context
+	// cancel ends ctx once the message is acked or given up, as Watermill's subscribers do.
+	cancel context.CancelFunc
 	// held is what the message holds of the budget until it is acked.
 	held int64
 	// ordered messages wait for the earlier messages of their key (Ordering); sent says whether
@@ -607,7 +609,7 @@ type deliveredMessage struct {
 // could not be decoded.
 type fetched struct {
 	records     []*kgo.Record
-	undecodable *middleware.UndecodableBatch
+	undecodable *source.UndecodableBatch
 	epoch       int32 // the undecodable batch's leader epoch
 }
 
@@ -787,7 +789,7 @@ func (w *partitionWorker) dispatchUndecodable(batch fetched) bool {
 		return false
 	}
 	w.consumer.budget.Force(MessageOverheadBytes)
-	src := middleware.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
+	src := source.Source{Topic: w.consumer.topic, Partition: w.partition, Offset: batch.undecodable.FirstOffset, Undecodable: batch.undecodable}
 	msg := message.NewMessage(watermill.NewUUID(), nil)
 	msg.SetContext(context.WithValue(w.consumer.msgCtx, franzSourceKey{}, src))
 	d := &deliveredMessage{msg: msg, offset: kgo.EpochOffset{Epoch: batch.epoch, Offset: batch.undecodable.LastOffset}, held: MessageOverheadBytes}
@@ -834,7 +836,8 @@ func (w *partitionWorker) orderingKey(key []byte) (string, bool) {
 func (w *partitionWorker) send(d *deliveredMessage) bool {
 	// The context is the one the subscriber gave the message (its source), kept for a
 	// redelivery: the router and the middleware replace the message's own.
-	d.ctx = d.msg.Context()
+	d.ctx, d.cancel = context.WithCancel(d.msg.Context())
+	d.msg.SetContext(d.ctx)
 	w.inFlight.Add(1)
 	if d.ordered && w.waitForKey(d) {
 		w.delivered <- d // the acker delivers it once the one before it is done
@@ -842,6 +845,7 @@ func (w *partitionWorker) send(d *deliveredMessage) bool {
 	}
 	d.sent = true
 	if !w.deliver(d.msg) {
+		d.cancel()
 		w.inFlight.Done()
 		w.consumer.budget.Release(d.held)
 		return false
@@ -906,6 +910,7 @@ func (w *partitionWorker) ackInOrder() {
 	committing := true
 	for d := range w.delivered {
 		acked := d.sent && w.awaitAck(d) // an unsent message waited for its key until the partition stopped
+		d.cancel()
 		committing = committing && acked
 		if d.ordered {
 			w.keyDone(d, acked)
@@ -959,7 +964,7 @@ func (w *partitionWorker) awaitAck(d *deliveredMessage) bool {
 type franzSourceKey struct{}
 
 func (c *consumer) messageContext(rec *kgo.Record) context.Context {
-	src := middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)}
+	src := source.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)}
 	return context.WithValue(c.msgCtx, franzSourceKey{}, src)
 }
 
@@ -984,11 +989,11 @@ func (c *consumer) toMessage(rec *kgo.Record) *message.Message {
 }
 
 // FranzSource tells where a FranzSubscriber's message came from.
-func FranzSource(msg *message.Message) middleware.Source {
-	if src, ok := msg.Context().Value(franzSourceKey{}).(middleware.Source); ok {
+func FranzSource(msg *message.Message) source.Source {
+	if src, ok := msg.Context().Value(franzSourceKey{}).(source.Source); ok {
 		return src
 	}
-	return middleware.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
+	return source.Source{Topic: message.SubscribeTopicFromCtx(msg.Context())}
 }
 
 // formatBytes writes n in MiB when it is a whole number of them, in bytes otherwise.

@@ -55,7 +55,7 @@ func TestBothTransportsKeyAnswersLikeKafkasDefaultPartitioner(t *testing.T) {
 		}
 	}
 
-	franz, err := transport.NewFranzPublisher(kgo.SeedBrokers(brokers...))
+	franz, err := transport.NewFranzPublisher(transport.KeyFromMetadata(handlers.TransactionIDMetadataKey), kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestBothTransportsKeyAnswersLikeKafkasDefaultPartitioner(t *testing.T) {
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
 	c := config.ServiceFlags(fs)
 	c.Kafka.Brokers = brokers[0]
-	sarama, err := transport.SaramaPublisher(*c, watermill.NopLogger{})
+	sarama, err := transport.SaramaPublisher(*c, watermill.NopLogger{}, transport.KeyFromMetadata(handlers.TransactionIDMetadataKey))
 	if err != nil {
 		t.Fatal(err)
 	}

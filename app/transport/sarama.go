@@ -12,8 +12,7 @@ import (
 
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
-	"github.com/pingpong/pingpong/handlers"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // saramaVersion is the protocol version watermill-kafka speaks: Kafka 2.1, the oldest that
@@ -46,7 +45,7 @@ func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter, assignme
 	}
 	return kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               c.Kafka.BrokerList(),
-		Unmarshaler:           Marshaler,
+		Unmarshaler:           kafka.DefaultMarshaler{},
 		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         c.ConsumerGroup,
 		Tracer:                tracer,
@@ -54,8 +53,8 @@ func SaramaSubscriber(c config.Service, logger watermill.LoggerAdapter, assignme
 }
 
 // SaramaPublisher is watermill-kafka's synchronous publisher: Publish returns once every replica
-// in sync has the record (acks=all).
-func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.Publisher, error) {
+// in sync has the record (acks=all). Records are keyed by key (nil: no keys).
+func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter, key RecordKey) (*kafka.Publisher, error) {
 	pc := kafka.DefaultSaramaSyncPublisherConfig()
 	pc.Version = saramaVersion
 	if err := kafkaclient.Sarama(c.Kafka, pc); err != nil {
@@ -79,34 +78,39 @@ func SaramaPublisher(c config.Service, logger watermill.LoggerAdapter) (*kafka.P
 	pc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	return kafka.NewPublisher(kafka.PublisherConfig{
 		Brokers:               c.Kafka.BrokerList(),
-		Marshaler:             Marshaler,
+		Marshaler:             KeyedMarshaler(key),
 		OverwriteSaramaConfig: pc,
 	}, logger)
 }
 
-// Marshaler is watermill-kafka's DefaultMarshaler (metadata travels as headers, the message UUID
-// in _watermill_message_uuid) with the transaction id as the record key, so all answers to one
-// transaction land on one partition. Without an id the key stays null and the partitioner
-// spreads the records, where an empty key would send them all to one partition.
-var Marshaler kafka.MarshalerUnmarshaler = keyedMarshaler{}
+// KeyedMarshaler is watermill-kafka's DefaultMarshaler (metadata travels as headers, the message
+// UUID in _watermill_message_uuid) with key's record key, so all answers to one transaction land
+// on one partition. Without a key the key stays null and the partitioner spreads the records,
+// where an empty key would send them all to one partition.
+func KeyedMarshaler(key RecordKey) kafka.MarshalerUnmarshaler {
+	return keyedMarshaler{key: key}
+}
 
-type keyedMarshaler struct{ kafka.DefaultMarshaler }
+type keyedMarshaler struct {
+	kafka.DefaultMarshaler
+	key RecordKey
+}
 
 func (m keyedMarshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
 	record, err := m.DefaultMarshaler.Marshal(topic, msg)
 	if err != nil {
 		return nil, err
 	}
-	if id := msg.Metadata.Get(handlers.TransactionIDMetadataKey); id != "" {
-		record.Key = sarama.StringEncoder(id)
+	if key := m.key.keyOf(msg); key != "" {
+		record.Key = sarama.StringEncoder(key)
 	}
 	return record, nil
 }
 
 // SaramaSource reads where a message came from out of the context watermill-kafka gives it.
-func SaramaSource(msg *message.Message) middleware.Source {
+func SaramaSource(msg *message.Message) source.Source {
 	ctx := msg.Context()
-	src := middleware.Source{Topic: message.SubscribeTopicFromCtx(ctx)}
+	src := source.Source{Topic: message.SubscribeTopicFromCtx(ctx)}
 	src.Partition, _ = kafka.MessagePartitionFromCtx(ctx)
 	src.Offset, _ = kafka.MessagePartitionOffsetFromCtx(ctx)
 	src.Timestamp, _ = kafka.MessageTimestampFromCtx(ctx)

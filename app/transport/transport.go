@@ -11,7 +11,7 @@ import (
 	"github.com/pingpong/pingpong/app/budget"
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // Kafka is the router's connection to Kafka.
@@ -19,7 +19,7 @@ type Kafka struct {
 	Subscriber message.Subscriber
 	Publisher  message.Publisher
 	// Source tells where the subscriber's messages came from.
-	Source middleware.SourceFunc
+	Source source.Func
 	// Budget is the memory budget the subscriber holds its messages against; nil for
 	// watermill-kafka, which has none.
 	Budget *budget.Budget
@@ -38,15 +38,15 @@ func (k Kafka) Close() error {
 }
 
 // New connects the transport the configuration names (KAFKA_TRANSPORT). Its consumer group's
-// rebalances are reported to assignment (nil for none).
-func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (Kafka, error) {
+// rebalances are reported to assignment (nil for none); the records it publishes are keyed by key.
+func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (Kafka, error) {
 	if c.Transport.Name == config.TransportWatermill {
-		return newWatermillKafka(c, logger, assignment)
+		return newWatermillKafka(c, logger, assignment, key)
 	}
-	return newFranz(c, logger, assignment)
+	return newFranz(c, logger, assignment, key)
 }
 
-func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
+func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (k Kafka, err error) {
 	k.Source = SaramaSource
 	// As in newFranz, a client is stored in k only once it exists (no typed nil for Close).
 	subscriber, err := SaramaSubscriber(c, logger, assignment)
@@ -54,7 +54,7 @@ func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignm
 		return k, fmt.Errorf("connecting the subscriber to %s: %w", c.Kafka.Brokers, err)
 	}
 	k.Subscriber = subscriber
-	publisher, err := SaramaPublisher(c, logger)
+	publisher, err := SaramaPublisher(c, logger, key)
 	if err != nil {
 		return k, errors.Join(fmt.Errorf("connecting the publisher to %s: %w", c.Kafka.Brokers, err), k.Close())
 	}
@@ -62,7 +62,7 @@ func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignm
 	return k, nil
 }
 
-func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment) (k Kafka, err error) {
+func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (k Kafka, err error) {
 	k.Source = FranzSource
 	k.Budget = budget.New(int64(c.Transport.MemoryBudgetBytes))
 	opts, err := kafkaclient.Options(c.Kafka)
@@ -100,7 +100,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		// queue get their turn; the request stays uncommitted until something is published.
 		kgo.RecordDeliveryTimeout(max(c.Kafka.Timeout, 1e9)),
 	)
-	publisher, err := NewFranzPublisher(producer...)
+	publisher, err := NewFranzPublisher(key, producer...)
 	if err != nil {
 		return k, errors.Join(fmt.Errorf("creating the publisher: %w", err), k.Close())
 	}

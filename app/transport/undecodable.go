@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/pingpong/pingpong/middleware"
+	"github.com/pingpong/pingpong/source"
 )
 
 // A batch the decompressor cannot decode within the budget fails its partition's fetch again and
@@ -71,7 +71,7 @@ const maxBatchesWalked = 1000
 
 // findUndecodable reads the partition's batches from offset from (the partition's committed
 // offset when from is -1) and returns the first one that does not decode within the budget.
-func (c *consumer) findUndecodable(ctx context.Context, partition int32, from int64) (*middleware.UndecodableBatch, int32, error) {
+func (c *consumer) findUndecodable(ctx context.Context, partition int32, from int64) (*source.UndecodableBatch, int32, error) {
 	adm := kadm.NewClient(c.client)
 	if from < 0 {
 		if o, ok := c.client.CommittedOffsets()[c.topic][partition]; ok {
@@ -109,7 +109,7 @@ func (c *consumer) findUndecodable(ctx context.Context, partition int32, from in
 		last := b.FirstOffset + int64(b.LastOffsetDelta)
 		if codec := kgo.CompressionCodecType(b.Attributes & 0x7); codec != kgo.CodecNone {
 			if _, err := c.decompressor.decodedSize(b.Records, codec); err != nil {
-				return &middleware.UndecodableBatch{FirstOffset: b.FirstOffset, LastOffset: last, Why: c.undecodableWhy(codec, err), Raw: raw}, b.PartitionLeaderEpoch, nil
+				return &source.UndecodableBatch{FirstOffset: b.FirstOffset, LastOffset: last, Why: c.undecodableWhy(codec, err), Raw: raw}, b.PartitionLeaderEpoch, nil
 			}
 		}
 		from = last + 1

@@ -5,6 +5,7 @@
 // peak RSS; the table goes to docs/security.md.
 //
 //	go run ./bench/memory [-out docs/security.md]
+//	go run ./bench/memory -cases '100 KB'   # some cases only, printed
 package main
 
 import (
@@ -35,6 +36,8 @@ type hostileCase struct {
 	recordBytes int
 	codec       kgo.CompressionCodec
 	env         []string
+	// keyBytes, when not 0, gives each record a key of that many bytes (its tag, padded).
+	keyBytes int
 }
 
 const pingBytes = 500_000
@@ -49,6 +52,10 @@ var cases = []hostileCase{
 	{name: "256 pings of 500 KB, lz4, 16 a batch", records: 256, partitions: 4, perBatch: 16, recordBytes: pingBytes, codec: kgo.Lz4Compression()},
 	{name: "256 pings of 500 KB, snappy, 2 a batch", records: 256, partitions: 4, perBatch: 2, recordBytes: pingBytes, codec: kgo.SnappyCompression()},
 	{name: "256 pings of 500 KB, uncompressed, 1 a batch", records: 256, partitions: 4, perBatch: 1, recordBytes: pingBytes, codec: kgo.NoCompression()},
+	// A key is copied more often than a value on its way through (issue 18): the same bytes in
+	// keys, then in values.
+	{name: "8,000 pings with 100 KB keys, zstd, 2 a batch", records: 8000, partitions: 4, perBatch: 2, keyBytes: 100_000, codec: kgo.ZstdCompression()},
+	{name: "8,000 pings of 100 KB, zstd, 2 a batch", records: 8000, partitions: 4, perBatch: 2, recordBytes: 100_000, codec: kgo.ZstdCompression()},
 }
 
 type result struct {
@@ -59,7 +66,18 @@ type result struct {
 
 func main() {
 	out := flag.String("out", "docs/security.md", "file whose figures block is rewritten; empty for none")
+	only := flag.String("cases", "", "run only the cases whose name contains this text, and print their table without writing -out")
 	flag.Parse()
+	if *only != "" {
+		*out = ""
+		var kept []hostileCase
+		for _, c := range cases {
+			if strings.Contains(c.name, *only) {
+				kept = append(kept, c)
+			}
+		}
+		cases = kept
+	}
 	if err := run(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "memory:", err)
 		os.Exit(1)
@@ -107,6 +125,11 @@ func measure(binary string, c hostileCase) (result, error) {
 		return result{}, err
 	}
 	reqs := servicetest.CompressiblePings("hostile", c.records, c.partitions, c.recordBytes)
+	if c.keyBytes > 0 {
+		for i := range reqs {
+			reqs[i].Key = []byte(reqs[i].Tag + strings.Repeat("k", max(0, c.keyBytes-len(reqs[i].Tag))))
+		}
+	}
 	_, err = servicetest.ProduceBatches(ctx, producer, reqs, c.perBatch)
 	producer.Close()
 	if err != nil {

@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/crc32"
@@ -92,13 +93,11 @@ func TestABatchPastTheBudgetIsPoisonedAndSkipped(t *testing.T) {
 		for i := range small {
 			small[i].Partition = int32(p)
 		}
-		producer := batchProducer(t, brokers, c.codec)
-		records, err := servicetest.ProduceBatches(ctx, producer, big, len(big))
-		if err != nil {
-			t.Fatalf("producing the %s batch: %v", c.name, err)
-		}
-		batches[int32(p)] = oversized{records[0].Offset, records[len(records)-1].Offset}
-		if _, err := servicetest.ProduceBatches(ctx, producer, small, len(small)); err != nil {
+		// One raw produce request: a producer may split the records over two batches that each
+		// fit the budget, and then nothing is there to poison.
+		first := produceRaw(ctx, t, brokers, int32(p), compressedBatch(t, c.codec, big))
+		batches[int32(p)] = oversized{first, first + int64(len(big)) - 1}
+		if _, err := servicetest.ProduceBatches(ctx, batchProducer(t, brokers, c.codec), small, len(small)); err != nil {
 			t.Fatal(err)
 		}
 		behind = append(behind, small...)
@@ -184,10 +183,68 @@ func corruptBatch(n int32) []byte {
 		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: n,
 		Records: []byte("\x28\xb5\x2f\xfd this is not zstd at all"),
 	}
+	return withLengthAndCRC(b)
+}
+
+// compressedBatch encodes reqs as one record batch compressed with codec, as a producer writes
+// it.
+func compressedBatch(t *testing.T, codec kgo.CompressionCodec, reqs []servicetest.Request) []byte {
+	t.Helper()
+	var raw []byte
+	for i, req := range reqs {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: req.Key, Value: req.Body}
+		r.Length = int32(len(r.AppendTo(nil)) - 1) // less the one byte of the varint length 0
+		raw = r.AppendTo(raw)
+	}
+	compressor, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed, codecType := compressor.Compress(new(bytes.Buffer), raw)
+	n := int32(len(reqs))
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, Attributes: int16(codecType), LastOffsetDelta: n - 1,
+		FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: n, Records: compressed,
+	}
+	return withLengthAndCRC(b)
+}
+
+// withLengthAndCRC encodes b with its length and checksum set.
+func withLengthAndCRC(b kmsg.RecordBatch) []byte {
 	b.Length = int32(len(b.AppendTo(nil)) - 12)
 	enc := b.AppendTo(nil)
 	b.CRC = int32(crc32.Checksum(enc[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b.AppendTo(nil)
+}
+
+// produceRaw writes batch to partition of the requested topic in one raw produce request, and
+// returns the offset of its first record.
+func produceRaw(ctx context.Context, t *testing.T, brokers []string, partition int32, batch []byte) int64 {
+	t.Helper()
+	client := servicetest.Client(t, brokers)
+	metadata, err := kadm.NewClient(client).Metadata(ctx, servicetest.Topics.Requested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10_000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = servicetest.Topics.Requested, metadata.Topics[servicetest.Topics.Requested].ID
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := resp.Topics[0].Partitions[0]
+	if answer.ErrorCode != 0 {
+		t.Fatalf("the broker refused the batch: %v", kerr.ErrorForCode(answer.ErrorCode))
+	}
+	return answer.BaseOffset
 }
 
 // TestACorruptBatchIsPoisonedAndSkipped: a batch whose compressed data is corrupt (written with
@@ -198,26 +255,7 @@ func TestACorruptBatchIsPoisonedAndSkipped(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	client := servicetest.Client(t, brokers)
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = -1, 10_000
-	metadata, err := kadm.NewClient(client).Metadata(ctx, servicetest.Topics.Requested)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic, rt.TopicID = servicetest.Topics.Requested, metadata.Topics[servicetest.Topics.Requested].ID
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = corruptBatch(3)
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
-		t.Fatalf("the broker refused the corrupt batch: %v", kerr.ErrorForCode(code))
-	}
+	produceRaw(ctx, t, brokers, 0, corruptBatch(3))
 	behind := servicetest.CompressiblePings("behind-corrupt", 1, 1, 100)
 	if _, err := servicetest.ProduceBatches(ctx, batchProducer(t, brokers, kgo.ZstdCompression()), behind, 1); err != nil {
 		t.Fatal(err)

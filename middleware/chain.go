@@ -20,6 +20,9 @@ type ChainConfig struct {
 	Metrics          *Metrics
 	// Source tells where a message was read from; the transport provides it.
 	Source SourceFunc
+	// Tracing makes the request's spans; its zero value only carries a request's trace context
+	// to its answers. Publisher must be a TracePublisher of the same tracer.
+	Tracing Tracing
 }
 
 // Chain wraps h in the middleware, in the order the package documentation gives.
@@ -30,6 +33,7 @@ func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
 	outermostFirst := []message.HandlerMiddleware{
 		observe.Middleware,
+		c.Tracing.Middleware,
 		poison.Middleware,
 		RetryAfterFirstFailure(retry),
 		wmmiddleware.Recoverer,

@@ -5,6 +5,7 @@
 // Watermill's metrics series:
 //
 //	Observe          one Event per message: correlation id, logs, metrics
+//	Tracing          OpenTelemetry spans (receive, process), or only the trace context carried over
 //	PoisonQueue      a handler error becomes an answer on .failed with headers that say why
 //	Retry            Watermill's, with ShouldRetry = Transient: rejections and panics are not retried;
 //	                 entered only after a first failure (RetryAfterFirstFailure)

@@ -5,7 +5,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pingpong/pingpong/handlers"
 )
@@ -50,7 +52,8 @@ func (o Observe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err error) {
 	m := o.Metrics
-	m.Duration.Observe(time.Since(start).Seconds())
+	span := trace.SpanContextFromContext(msg.Context())
+	observe(m.Duration, time.Since(start).Seconds(), span)
 	if ev.Attempts > 1 {
 		m.Retries.Add(float64(ev.Attempts - 1))
 	}
@@ -66,7 +69,7 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 	}
 	m.Requests.WithLabelValues(string(outcome)).Inc()
 	if !ev.Source.Timestamp.IsZero() {
-		m.EndToEnd.Observe(time.Since(ev.Source.Timestamp).Seconds())
+		observe(m.EndToEnd, time.Since(ev.Source.Timestamp).Seconds(), span)
 	}
 
 	switch ev.ReasonCode {
@@ -100,6 +103,9 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 		"partition":      ev.Source.Partition,
 		"offset":         ev.Source.Offset,
 	}
+	if span := trace.SpanContextFromContext(msg.Context()); span.IsValid() {
+		fields["trace_id"], fields["span_id"] = span.TraceID().String(), span.SpanID().String()
+	}
 	if ev.Attempts > 1 {
 		fields["attempts"] = ev.Attempts
 	}
@@ -114,6 +120,18 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 		entry = entry.WithError(err)
 	}
 	entry.Log(level, text)
+}
+
+// observe records v in h, with the trace id as its exemplar when the request's trace is sampled:
+// a slow bucket then links to a trace that shows where the time went.
+func observe(h prometheus.Histogram, v float64, span trace.SpanContext) {
+	if span.IsSampled() {
+		if e, ok := h.(prometheus.ExemplarObserver); ok {
+			e.ObserveWithExemplar(v, prometheus.Labels{"trace_id": span.TraceID().String()})
+			return
+		}
+	}
+	h.Observe(v)
 }
 
 func outcomeOf(code ReasonCode) handlers.Outcome {

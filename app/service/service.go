@@ -26,6 +26,7 @@ import (
 	"github.com/pingpong/pingpong/app/kafkaclient"
 	"github.com/pingpong/pingpong/app/lag"
 	"github.com/pingpong/pingpong/app/logging"
+	"github.com/pingpong/pingpong/app/telemetry"
 	"github.com/pingpong/pingpong/app/transport"
 	"github.com/pingpong/pingpong/handlers"
 	"github.com/pingpong/pingpong/middleware"
@@ -94,7 +95,18 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		return nil, err
 	}
 	s.router.AddMiddleware(middleware.GrowStack, routerMetrics.Middleware)
-	pub := routerMetrics.DecoratePublisher(rawPub)
+	// Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set; without it the trace context of
+	// a request is still carried to its answer (middleware.Tracing).
+	tracing, err := telemetry.New(context.Background(), buildinfo.Version, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tracing.Shutdown(ctx)
+	})
+	pub := middleware.TracePublisher(routerMetrics.DecoratePublisher(rawPub), tracing.Tracer)
 
 	handler := handlers.PingPong{MaxRequestBytes: cfg.MaxRequestBytes}
 	chain := middleware.Chain(handler.Handle, middleware.ChainConfig{
@@ -106,6 +118,7 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		Logger:           s.log,
 		Metrics:          middleware.NewMetrics(s.registry),
 		Source:           kafka.Source,
+		Tracing:          middleware.Tracing{Tracer: tracing.Tracer, ConsumerGroup: cfg.ConsumerGroup},
 	})
 	// A consumer handler: the chain publishes the answers itself (see package middleware).
 	s.router.AddConsumerHandler(HandlerName, topics.Requested, sub, func(msg *message.Message) error {
@@ -154,7 +167,9 @@ func (s *Service) HTTPAddr() string { return s.listener.Addr().String() }
 // Handler serves /metrics, /healthz and /readyz.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	// OpenMetrics when the scraper asks for it (Prometheus does): the only format with exemplars,
+	// the trace ids on the latency histograms.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

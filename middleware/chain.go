@@ -36,6 +36,7 @@ func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 		c.Tracing.Middleware,
 		poison.Middleware,
 		RetryAfterFirstFailure(retry),
+		TraceAttempts,
 		wmmiddleware.Recoverer,
 		PublishAnswers(c.Publisher, c.SucceededTopic),
 		wmmiddleware.CorrelationID,

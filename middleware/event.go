@@ -56,14 +56,10 @@ func EventFrom(msg *message.Message) *Event {
 	return ev
 }
 
-// CountAttempts counts each run of the handler it wraps, and records retries and failed runs on
-// the request's span; put it innermost, inside Retry.
+// CountAttempts counts each run of the handler it wraps; put it innermost, inside Retry.
 func CountAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		ev := EventFrom(msg)
-		ev.Attempts++
-		answers, err := h(msg)
-		traceAttempt(msg, ev.Attempts, err)
-		return answers, err
+		EventFrom(msg).Attempts++
+		return h(msg)
 	}
 }

@@ -126,12 +126,20 @@ func endProcess(span trace.Span, ev *Event, err error) {
 	span.End()
 }
 
-// traceAttempt records a handler run on the request's span: a retry as an event, a failed run
-// with its error. A first run that succeeds, nearly every one, costs nothing.
-func traceAttempt(msg *message.Message, attempt int, err error) {
-	if attempt <= 1 && err == nil {
-		return
+// TraceAttempts records each run of the chain it wraps on the request's span: a failed run with
+// its error, a retry that succeeded. Put it just inside Retry, where a run's error is final (a
+// failed publish, a recovered panic). A first run that succeeds, nearly every one, costs a test.
+func TraceAttempts(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		answers, err := h(msg)
+		if attempt := EventFrom(msg).Attempts; attempt > 1 || err != nil {
+			traceAttempt(msg, attempt, err)
+		}
+		return answers, err
 	}
+}
+
+func traceAttempt(msg *message.Message, attempt int, err error) {
 	span := trace.SpanFromContext(msg.Context())
 	if !span.IsRecording() {
 		return

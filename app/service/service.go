@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pingpong/pingpong/app/buildinfo"
 	"github.com/pingpong/pingpong/app/config"
@@ -50,9 +51,27 @@ type Service struct {
 	http       *http.Server
 }
 
+// Option changes how New builds the service.
+type Option func(*settings)
+
+type settings struct {
+	tracer    trace.Tracer
+	tracerSet bool
+}
+
+// WithTracer makes the service's spans with tracer rather than as the OTEL_ variables say (a
+// test's span recorder); nil is tracing off, whatever the environment.
+func WithTracer(tracer trace.Tracer) Option {
+	return func(o *settings) { o.tracer, o.tracerSet = tracer, true }
+}
+
 // New builds the service from a validated configuration. It connects to the cluster and opens
 // the HTTP listener, so that a broker that cannot be reached or a port in use fails here.
-func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
+func New(cfg config.Service, logger *logrus.Logger, options ...Option) (s *Service, err error) {
+	var o settings
+	for _, opt := range options {
+		opt(&o)
+	}
 	s = &Service{cfg: cfg, log: logrus.NewEntry(logger), registry: prometheus.NewRegistry()}
 	built := s // the returns below set s to nil
 	defer func() {
@@ -97,9 +116,11 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 	s.router.AddMiddleware(middleware.GrowStack, routerMetrics.Middleware)
 	// Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set; without it the trace context of
 	// a request is still carried to its answer (middleware.Tracing).
-	tracing, err := telemetry.New(context.Background(), buildinfo.Version, s.log)
-	if err != nil {
-		return nil, err
+	tracing := &telemetry.Tracing{Tracer: o.tracer}
+	if !o.tracerSet {
+		if tracing, err = telemetry.New(context.Background(), buildinfo.Version, s.log); err != nil {
+			return nil, err
+		}
 	}
 	s.closers = append(s.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

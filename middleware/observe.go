@@ -122,12 +122,16 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 	entry.Log(level, text)
 }
 
+// ExemplarTraceID is the exemplar label of a trace id, the one Grafana's Prometheus datasource
+// links to the trace (deployments/grafana, exemplarTraceIdDestinations).
+const ExemplarTraceID = "trace_id"
+
 // observe records v in h, with the trace id as its exemplar when the request's trace is sampled:
 // a slow bucket then links to a trace that shows where the time went.
 func observe(h prometheus.Histogram, v float64, span trace.SpanContext) {
 	if span.IsSampled() {
 		if e, ok := h.(prometheus.ExemplarObserver); ok {
-			e.ObserveWithExemplar(v, prometheus.Labels{"trace_id": span.TraceID().String()})
+			e.ObserveWithExemplar(v, prometheus.Labels{ExemplarTraceID: span.TraceID().String()})
 			return
 		}
 	}

@@ -41,6 +41,14 @@ const (
 // bspVariables are the batch span processor's settings, each a number of milliseconds or spans.
 var bspVariables = []string{"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"}
 
+// EnvNames lists the OpenTelemetry variables the README documents, which deployments may set
+// beside the service's own (config.ServiceEnvNames). The exporters read a few more
+// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE and their _TRACES_ forms).
+func EnvNames() []string {
+	return append([]string{EnvEndpoint, EnvTracesEndpoint, EnvProtocol, EnvTracesProtocol, "OTEL_SERVICE_NAME", EnvResource,
+		EnvSampler, EnvSamplerArg, EnvSDKDisabled, EnvTracesExporter, "OTEL_EXPORTER_OTLP_HEADERS"}, bspVariables...)
+}
+
 // Tracing is the service's tracer and what shuts it down.
 type Tracing struct {
 	// Tracer makes the service's spans; nil when tracing is off (no endpoint set).

@@ -31,12 +31,16 @@ func Chain(h message.HandlerFunc, c ChainConfig) message.HandlerFunc {
 	retry.ShouldRetry = Transient
 	poison := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
 	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
+	traceAttempts := func(h message.HandlerFunc) message.HandlerFunc { return h }
+	if c.Tracing.Tracer != nil { // with tracing off there is no span to record them on
+		traceAttempts = TraceAttempts
+	}
 	outermostFirst := []message.HandlerMiddleware{
 		observe.Middleware,
 		c.Tracing.Middleware,
 		poison.Middleware,
 		RetryAfterFirstFailure(retry),
-		TraceAttempts,
+		traceAttempts,
 		wmmiddleware.Recoverer,
 		PublishAnswers(c.Publisher, c.SucceededTopic),
 		wmmiddleware.CorrelationID,

@@ -53,7 +53,7 @@ func (o Observe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err error) {
 	m := o.Metrics
 	span := trace.SpanContextFromContext(msg.Context())
-	observe(m.Duration, time.Since(start).Seconds(), span)
+	observe(m.Duration, m.durationExemplars, time.Since(start).Seconds(), span)
 	if ev.Attempts > 1 {
 		m.Retries.Add(float64(ev.Attempts - 1))
 	}
@@ -69,7 +69,7 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 	}
 	m.Requests.WithLabelValues(string(outcome)).Inc()
 	if !ev.Source.Timestamp.IsZero() {
-		observe(m.EndToEnd, time.Since(ev.Source.Timestamp).Seconds(), span)
+		observe(m.EndToEnd, m.endToEndExemplars, time.Since(ev.Source.Timestamp).Seconds(), span)
 	}
 
 	switch ev.ReasonCode {
@@ -126,10 +126,10 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 // links to the trace (deployments/grafana, exemplarTraceIdDestinations).
 const ExemplarTraceID = "trace_id"
 
-// observe records v in h, with the trace id as its exemplar when the request's trace is sampled:
-// a slow bucket then links to a trace that shows where the time went.
-func observe(h prometheus.Histogram, v float64, span trace.SpanContext) {
-	if span.IsSampled() {
+// observe records v in h, with the trace id as its exemplar when the request's trace is sampled
+// (and limit allows one): a slow bucket then links to a trace that shows where the time went.
+func observe(h prometheus.Histogram, limit *exemplarLimiter, v float64, span trace.SpanContext) {
+	if span.IsSampled() && (limit == nil || limit.allow(v, time.Now())) {
 		if e, ok := h.(prometheus.ExemplarObserver); ok {
 			e.ObserveWithExemplar(v, prometheus.Labels{ExemplarTraceID: span.TraceID().String()})
 			return

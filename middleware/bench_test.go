@@ -106,8 +106,8 @@ func processCPU() time.Duration {
 	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
-// BenchmarkChainTraced is BenchmarkChain with tracing off (only the trace context carried) and
-// with every request sampled: its spans made, batched and exported over OTLP/HTTP to a server
+// BenchmarkChainTraced is BenchmarkChain with tracing off (only the trace context carried), with
+// one request in ten sampled, and with every request sampled: its spans made, batched and exported over OTLP/HTTP to a server
 // that discards them, so the cost per message includes the export (cpu-ns/op counts the batch
 // processor's and the exporter's goroutines too).
 //
@@ -124,6 +124,8 @@ func BenchmarkChainTraced(b *testing.B) {
 	}
 	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	defer func() { _ = provider.Shutdown(context.Background()) }()
+	tenth := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithSampler(sdktrace.TraceIDRatioBased(0.1)))
+	defer func() { _ = tenth.Shutdown(context.Background()) }()
 	for _, bc := range []struct {
 		name, body string
 		tracer     trace.Tracer
@@ -132,6 +134,7 @@ func BenchmarkChainTraced(b *testing.B) {
 		{"off/not-ping", `{"transaction-id": "a1", "payload": {"message": "pang"}}`, nil},
 		{"sampled/ping", `{"transaction-id": "a1", "payload": {"message": "ping"}}`, provider.Tracer("bench")},
 		{"sampled/not-ping", `{"transaction-id": "a1", "payload": {"message": "pang"}}`, provider.Tracer("bench")},
+		{"tenth-sampled/ping", `{"transaction-id": "a1", "payload": {"message": "ping"}}`, tenth.Tracer("bench")},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			hs := newHarness(b, pingpong, logrus.WarnLevel)

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
@@ -61,33 +62,32 @@ func (t Tracing) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if topic == "" {
 			topic = message.SubscribeTopicFromCtx(ctx)
 		}
-		// Where the record was, on the receive span only: each attribute costs the SDK and the
-		// exporter CPU on every sampled request (docs/performance.md, Tracing).
-		var buf [10]attribute.KeyValue
-		attrs := append(buf[:0],
-			semconv.MessagingSystemKafka,
-			semconv.MessagingOperationTypeReceive,
-			semconv.MessagingOperationName("receive"),
-			semconv.MessagingDestinationName(topic),
-			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(ev.Source.Partition), 10)),
-			semconv.MessagingKafkaOffset(int(ev.Source.Offset)),
-			semconv.MessagingConsumerGroupName(t.ConsumerGroup),
-		)
-		if len(ev.Source.Key) > 0 {
-			attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(ev.Source.Key)))
+		rctx, receive := t.Tracer.Start(parent, spanName("receive", topic), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeReceive,
+				semconv.MessagingOperationName("receive"), semconv.MessagingDestinationName(topic)))
+		// Where the record was, on the receive span only, and only when it is sampled: each
+		// attribute costs the SDK and the exporter CPU (docs/performance.md, Tracing).
+		if receive.IsRecording() {
+			var buf [5]attribute.KeyValue
+			attrs := append(buf[:0],
+				semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(ev.Source.Partition), 10)),
+				semconv.MessagingKafkaOffset(int(ev.Source.Offset)),
+				semconv.MessagingConsumerGroupName(t.ConsumerGroup))
+			if len(ev.Source.Key) > 0 {
+				attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(ev.Source.Key)))
+			}
+			if ev.CorrelationID != "" {
+				attrs = append(attrs, semconv.MessagingMessageConversationID(ev.CorrelationID))
+			}
+			receive.SetAttributes(attrs...)
 		}
-		if ev.CorrelationID != "" {
-			attrs = append(attrs, semconv.MessagingMessageConversationID(ev.CorrelationID))
-		}
-		rctx, receive := t.Tracer.Start(parent, "receive "+topic, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 		// The process span: the operation and the destination, and below how it ended.
-		attrs = append(attrs[:0], semconv.MessagingSystemKafka, semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName("process"), semconv.MessagingDestinationName(topic))
-		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
-		if creation := trace.SpanContextFromContext(parent); creation.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: creation}))
+		pctx, process := t.Tracer.Start(rctx, spanName("process", topic), trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeProcess,
+				semconv.MessagingOperationName("process"), semconv.MessagingDestinationName(topic)))
+		if creation := trace.SpanContextFromContext(parent); creation.IsValid() && process.IsRecording() {
+			process.AddLink(trace.Link{SpanContext: creation})
 		}
-		pctx, process := t.Tracer.Start(rctx, "process "+topic, opts...)
 		msg.SetContext(pctx)
 
 		answers, err := h(msg)
@@ -100,6 +100,20 @@ func (t Tracing) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		receive.End()
 		return answers, err
 	}
+}
+
+// spanNames holds "<operation> <topic>" for each operation and topic, the conventions' span
+// names, so that a message does not build its spans' names again: there are three topics.
+var spanNames sync.Map
+
+func spanName(operation, topic string) string {
+	type key struct{ operation, topic string }
+	if name, ok := spanNames.Load(key{operation, topic}); ok {
+		return name.(string)
+	}
+	name := operation + " " + topic
+	spanNames.Store(key{operation, topic}, name)
+	return name
 }
 
 // endProcess says on the process span how the request ended, and ends it.
@@ -199,7 +213,7 @@ func (p tracePublisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) > 1 {
 		spans = make([]trace.Span, 0, len(msgs))
 	}
-	name := "send " + topic
+	name := spanName("send", topic)
 	for _, msg := range msgs {
 		var buf [5]attribute.KeyValue
 		attrs := append(buf[:0], semconv.MessagingSystemKafka, semconv.MessagingOperationTypeSend,

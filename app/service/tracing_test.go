@@ -2,6 +2,9 @@ package service_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +78,7 @@ func TestAnswersContinueTheRequestsTrace(t *testing.T) {
 			cfg.Transport.Name = transport
 			spans := tracetest.NewSpanRecorder()
 			tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("test")
-			servicetest.Start(t, cfg, service.WithTracer(tracer))
+			svc := servicetest.Start(t, cfg, service.WithTracer(tracer))
 			answers := tracedRequests(t, brokers)
 
 			// A request's spans end once its answer is acknowledged, which may be after the
@@ -138,8 +141,48 @@ func TestAnswersContinueTheRequestsTrace(t *testing.T) {
 			if answers["pang"].Topic != servicetest.Topics.Failed || header(answers["pang"], middleware.HeaderReasonCode) != string(middleware.ReasonNotPing) {
 				t.Errorf("the pang is poisoned, on %s", answers["pang"].Topic)
 			}
+
+			// A scraper that asks for OpenMetrics gets the latency histogram's exemplars: the
+			// trace id of a sampled request on the bucket it fell in.
+			metrics := scrapeOpenMetrics(t, "http://"+svc.HTTPAddr()+"/metrics")
+			exemplar := regexp.MustCompile(`(?m)^pingpong_processing_duration_seconds_bucket\{le="[^"]+"\} \d+ # \{trace_id="` + upstreamTrace + `"\} `)
+			if !exemplar.MatchString(metrics) {
+				t.Errorf("/metrics in OpenMetrics has no exemplar with trace_id %s on pingpong_processing_duration_seconds:\n%s", upstreamTrace, grepLines(metrics, "pingpong_processing_duration_seconds_bucket"))
+			}
 		})
 	}
+}
+
+func scrapeOpenMetrics(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Fatalf("/metrics answered %q to a scraper asking for OpenMetrics, the only format with exemplars", ct)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // With tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT) each transport still carries the request's

@@ -12,6 +12,7 @@ import (
 	"github.com/pingpong/pingpong/app/embedded"
 	"github.com/pingpong/pingpong/app/logging"
 	"github.com/pingpong/pingpong/app/service"
+	"github.com/pingpong/pingpong/app/telemetry"
 )
 
 func newServiceCommand(common *shared) *cobra.Command {
@@ -30,6 +31,9 @@ Every setting is a flag and an environment variable; a flag wins.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Kafka, cfg.Logging = common.kafka, common.logging
 			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if err := telemetry.Check(os.Getenv); err != nil {
 				return err
 			}
 			logger, err := logging.New(cfg.Logging, os.Stderr)

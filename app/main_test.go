@@ -128,9 +128,12 @@ func TestBadConfigurationStopsWithTheSettingNamed(t *testing.T) {
 		{"KAFKA_CONSUMER_OFFSET=newest", "invalid KAFKA_CONSUMER_OFFSET (--kafka-consumer-offset) \"newest\": must be earliest or latest", nil},
 		{"SHUTDOWN_TIMEOUT=later", "invalid SHUTDOWN_TIMEOUT (--shutdown-timeout)", nil},
 		{"", "unknown flag: --no-such-flag", []string{"--no-such-flag"}},
+		// OpenTelemetry's variables have no flag; the SDK would ignore a bad one with a default.
+		{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1 OTEL_TRACES_SAMPLER=sometimes", "invalid OTEL_TRACES_SAMPLER \"sometimes\": must be", nil},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1 OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "invalid OTEL_EXPORTER_OTLP_PROTOCOL \"http/json\": must be http/protobuf or grpc", nil},
 	} {
 		cmd := exec.Command(binary, tc.args...)
-		cmd.Env = append(servicetest.Environ(), tc.env)
+		cmd.Env = append(servicetest.Environ(), strings.Fields(tc.env)...)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {

@@ -13,11 +13,12 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/telemetry"
 )
 
 // The stack's services. A one-shot job is one that others wait for with
 // service_completed_successfully; every other service runs until stopped.
-var composeServices = []string{"grafana", "kafka", "kafka-exporter", "pingpong", "prometheus", "topics"}
+var composeServices = []string{"grafana", "jaeger", "kafka", "kafka-exporter", "pingpong", "prometheus", "topics"}
 
 func TestComposeHasTheStacksServices(t *testing.T) {
 	project := loadCompose(t)
@@ -46,7 +47,7 @@ func TestComposeDependencies(t *testing.T) {
 		"topics":         {"kafka": types.ServiceConditionHealthy},
 		"pingpong":       {"kafka": types.ServiceConditionHealthy, "topics": types.ServiceConditionCompletedSuccessfully},
 		"kafka-exporter": {"kafka": types.ServiceConditionHealthy},
-		"grafana":        {"prometheus": types.ServiceConditionHealthy},
+		"grafana":        {"prometheus": types.ServiceConditionHealthy, "jaeger": types.ServiceConditionHealthy},
 	}
 	for name, s := range project.Services {
 		got := map[string]string{}
@@ -182,10 +183,11 @@ func TestComposeBuildsOneImageForServiceAndTopicsJob(t *testing.T) {
 }
 
 // TestComposeEnvironmentIsReadByTheService catches drift between compose and the code: a
-// variable the service does not read is a setting that silently does nothing.
+// variable the service does not read is a setting that silently does nothing. OpenTelemetry's
+// standard variables are read by its SDK (telemetry.EnvNames).
 func TestComposeEnvironmentIsReadByTheService(t *testing.T) {
 	project := loadCompose(t)
-	known := config.ServiceEnvNames()
+	known := append(config.ServiceEnvNames(), telemetry.EnvNames()...)
 	for _, name := range []string{"pingpong", "topics"} {
 		s := service(t, project, name)
 		if len(s.Environment) == 0 {

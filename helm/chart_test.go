@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/telemetry"
 )
 
 // TestChart renders every values file of ci/ (the defaults, the production values, and the
@@ -65,6 +67,7 @@ func TestProductionValuesTurnEverythingOn(t *testing.T) {
 		"min.insync.replicas 2":   r.intValue(t, "topics.minInsyncReplicas") == 2,
 		"spread required by node": spreadOver(r, "kubernetes.io/hostname") == corev1.DoNotSchedule,
 		"spread over zones":       spreadOver(r, "topology.kubernetes.io/zone") != "",
+		"tracing":                 r.env(t, r.deployment.Spec.Template.Spec.Containers[0])["OTEL_EXPORTER_OTLP_ENDPOINT"] != "",
 	} {
 		if !present {
 			t.Errorf("values-production.yaml: no %s", name)
@@ -346,7 +349,7 @@ func checkSecurity(t *testing.T, r *release) {
 var goRuntimeEnv = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG", "GOTRACEBACK"}
 
 func checkEnvironment(t *testing.T, r *release) {
-	known := config.ServiceEnvNames()
+	known := append(config.ServiceEnvNames(), telemetry.EnvNames()...)
 	var extra []string
 	for _, e := range r.value(t, "extraEnv").([]any) {
 		extra = append(extra, e.(map[string]any)["name"].(string))
@@ -369,6 +372,10 @@ func checkEnvironment(t *testing.T, r *release) {
 			t.Errorf("%s: sets %s, which the service does not read (config.ServiceEnvNames: %v)", what, name, known)
 		}
 		checkFiles(t, what, env, c, pods[what])
+		// The OTEL_ values are ones the service takes (it would exit 2 on any other).
+		if err := telemetry.Check(func(name string) string { return env[name] }); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
 	}
 	// The hook reaches the cluster exactly as the service does.
 	if r.job != nil {
@@ -730,7 +737,24 @@ func checkNetworkPolicy(t *testing.T, r *release) {
 	if !egress["53"] {
 		t.Error("the NetworkPolicy blocks DNS: the brokers' names would not resolve")
 	}
-	for _, broker := range strings.Split(r.env(t, r.deployment.Spec.Template.Spec.Containers[0])["KAFKA_BROKERS"], ",") {
+	env := r.env(t, r.deployment.Spec.Template.Spec.Containers[0])
+	if endpoint := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; endpoint != "" {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT %q: %v", endpoint, err)
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"grpc": "4317"}[env["OTEL_EXPORTER_OTLP_PROTOCOL"]]
+			if port == "" {
+				port = "4318"
+			}
+		}
+		if !egress[port] {
+			t.Errorf("the NetworkPolicy blocks port %s of the OTLP receiver %s: no spans would leave", port, endpoint)
+		}
+	}
+	for _, broker := range strings.Split(env["KAFKA_BROKERS"], ",") {
 		_, port, err := net.SplitHostPort(broker)
 		if err != nil {
 			t.Fatalf("KAFKA_BROKERS %q: %v", broker, err)

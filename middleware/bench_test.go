@@ -2,6 +2,9 @@ package middleware_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"syscall"
 	"testing"
@@ -10,6 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // nopPublisher accepts everything: the benchmark measures the chain, not a broker.
@@ -98,4 +104,51 @@ func processCPU() time.Duration {
 	var u syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
 	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// BenchmarkChainTraced is BenchmarkChain with tracing off (only the trace context carried), with
+// one request in ten sampled, and with every request sampled: its spans made, batched and exported over OTLP/HTTP to a server
+// that discards them, so the cost per message includes the export (cpu-ns/op counts the batch
+// processor's and the exporter's goroutines too).
+//
+//	go test ./middleware -run '^$' -bench ChainTraced -benchmem
+func BenchmarkChainTraced(b *testing.B) {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer sink.Close()
+	exporter, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(sink.URL+"/v1/traces"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+	tenth := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithSampler(sdktrace.TraceIDRatioBased(0.1)))
+	defer func() { _ = tenth.Shutdown(context.Background()) }()
+	for _, bc := range []struct {
+		name, body string
+		tracer     trace.Tracer
+	}{
+		{"off/ping", `{"transaction-id": "a1", "payload": {"message": "ping"}}`, nil},
+		{"off/not-ping", `{"transaction-id": "a1", "payload": {"message": "pang"}}`, nil},
+		{"sampled/ping", `{"transaction-id": "a1", "payload": {"message": "ping"}}`, provider.Tracer("bench")},
+		{"sampled/not-ping", `{"transaction-id": "a1", "payload": {"message": "pang"}}`, provider.Tracer("bench")},
+		{"tenth-sampled/ping", `{"transaction-id": "a1", "payload": {"message": "ping"}}`, tenth.Tracer("bench")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			hs := newHarness(b, pingpong, logrus.WarnLevel)
+			hs.chain = tracedChainWith(hs, nopPublisher{}, bc.tracer)
+			body := []byte(bc.body)
+			b.ReportAllocs()
+			before := processCPU()
+			for b.Loop() {
+				if _, err := hs.chain(message.NewMessage("in-1", body)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = provider.ForceFlush(context.Background())
+			b.ReportMetric(float64(processCPU()-before)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

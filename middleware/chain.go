@@ -22,6 +22,9 @@ type ChainConfig struct {
 	Metrics          *Metrics
 	// Source tells where a message was read from; the transport provides it.
 	Source source.Func
+	// Tracing makes the request's spans; its zero value only carries a request's trace context
+	// to its answers. Publisher must be a TracePublisher of the same tracer.
+	Tracing Tracing
 }
 
 // Chain wraps h in the middleware, in the order the package documentation gives.
@@ -45,10 +48,16 @@ func links(c ChainConfig) []link {
 	retry.ShouldRetry = Transient
 	poisonQueue := PoisonQueue{Publisher: c.Publisher, Topic: c.FailedTopic, MaxOriginalBytes: c.MaxOriginalBytes}
 	observe := Observe{Logger: c.Logger, Metrics: c.Metrics, Source: c.Source}
+	traceAttempts := func(h message.HandlerFunc) message.HandlerFunc { return h }
+	if c.Tracing.Tracer != nil { // with tracing off there is no span to record them on
+		traceAttempts = TraceAttempts
+	}
 	return []link{
 		{"Observe", observe.Middleware},
+		{"Tracing", c.Tracing.Middleware},
 		{"PoisonQueue", poisonQueue.Middleware},
 		{"Retry", RetryAfterFirstFailure(retry)},
+		{"TraceAttempts", traceAttempts},
 		{"Recoverer", wmmiddleware.Recoverer},
 		{"PublishAnswers", PublishAnswers(c.Publisher, c.SucceededTopic)},
 		{"CorrelationID", wmmiddleware.CorrelationID},

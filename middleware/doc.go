@@ -5,9 +5,11 @@
 // Watermill's metrics series:
 //
 //	Observe          one Event per message: correlation id, logs, metrics
+//	Tracing          OpenTelemetry spans (receive, process), or only the trace context carried over
 //	PoisonQueue      a handler error becomes an answer on .failed with headers that say why
 //	Retry            Watermill's, with ShouldRetry = Transient: rejections and panics are not retried;
 //	                 entered only after a first failure (RetryAfterFirstFailure)
+//	TraceAttempts    each failed run and each retry as an event of the request's span
 //	Recoverer        Watermill's: a panic becomes an error
 //	PublishAnswers   publishes the handler's answers inside the chain, so a failed publish is retried
 //	CorrelationID    Watermill's: answers carry the request's correlation id

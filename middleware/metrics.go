@@ -1,6 +1,10 @@
 package middleware
 
 import (
+	"sort"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pingpong/pingpong/handlers"
@@ -18,6 +22,34 @@ type Metrics struct {
 	InFlight prometheus.Gauge       // pingpong_messages_in_flight
 	Duration prometheus.Histogram   // pingpong_processing_duration_seconds
 	EndToEnd prometheus.Histogram   // pingpong_end_to_end_latency_seconds
+
+	// The trace id exemplars of Duration and EndToEnd, at most one a bucket a second.
+	durationExemplars, endToEndExemplars *exemplarLimiter
+}
+
+var (
+	durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	endToEndBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+)
+
+// exemplarLimiter lets through at most one exemplar a histogram bucket a second. Prometheus
+// keeps a bucket's latest exemplar only, read once a scrape; making one (labels checked, a
+// timestamp, a protobuf message) cost 7% of a sampled request's tracing (BenchmarkChainTraced).
+// A rare, slow bucket still gets the exemplar of its first request.
+type exemplarLimiter struct {
+	upper []float64      // the buckets' upper bounds
+	last  []atomic.Int64 // when each bucket (and +Inf, last) last took one, in Unix nanoseconds
+}
+
+func newExemplarLimiter(buckets []float64) *exemplarLimiter {
+	return &exemplarLimiter{upper: buckets, last: make([]atomic.Int64, len(buckets)+1)}
+}
+
+// allow tells whether an observation of v may carry an exemplar now, and if so counts it.
+func (l *exemplarLimiter) allow(v float64, now time.Time) bool {
+	bucket := &l.last[sort.SearchFloat64s(l.upper, v)] // the first bound >= v: its le bucket
+	last, t := bucket.Load(), now.UnixNano()
+	return t-last >= int64(time.Second) && bucket.CompareAndSwap(last, t)
 }
 
 // NewMetrics registers the metrics with reg. Every label value is created up front, so that each
@@ -51,13 +83,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pingpong_processing_duration_seconds",
 			Help:    "Time from a request entering the handler chain to its answer being acknowledged.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: durationBuckets,
 		}),
 		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pingpong_end_to_end_latency_seconds",
 			Help:    "Time from a request's record timestamp to its answer being acknowledged.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+			Buckets: endToEndBuckets,
 		}),
+		durationExemplars: newExemplarLimiter(durationBuckets),
+		endToEndExemplars: newExemplarLimiter(endToEndBuckets),
 	}
 	reg.MustRegister(m.Requests, m.Poisoned, m.Retries, m.Panics, m.Nacks, m.InFlight, m.Duration, m.EndToEnd)
 	for _, o := range []handlers.Outcome{handlers.OutcomePong, handlers.OutcomeNotPing, handlers.OutcomeMalformed, handlers.OutcomeError} {

@@ -5,7 +5,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pingpong/pingpong/handlers"
 	"github.com/pingpong/pingpong/poison"
@@ -52,7 +54,8 @@ func (o Observe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err error) {
 	m := o.Metrics
-	m.Duration.Observe(time.Since(start).Seconds())
+	span := trace.SpanContextFromContext(msg.Context())
+	observe(m.Duration, m.durationExemplars, time.Since(start).Seconds(), span)
 	if ev.Attempts > 1 {
 		m.Retries.Add(float64(ev.Attempts - 1))
 	}
@@ -68,7 +71,7 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 	}
 	m.Requests.WithLabelValues(string(outcome)).Inc()
 	if !ev.Source.Timestamp.IsZero() {
-		m.EndToEnd.Observe(time.Since(ev.Source.Timestamp).Seconds())
+		observe(m.EndToEnd, m.endToEndExemplars, time.Since(ev.Source.Timestamp).Seconds(), span)
 	}
 
 	switch ev.ReasonCode {
@@ -102,6 +105,9 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 		"partition":      ev.Source.Partition,
 		"offset":         ev.Source.Offset,
 	}
+	if span := trace.SpanContextFromContext(msg.Context()); span.IsValid() {
+		fields["trace_id"], fields["span_id"] = span.TraceID().String(), span.SpanID().String()
+	}
 	if ev.Attempts > 1 {
 		fields["attempts"] = ev.Attempts
 	}
@@ -116,6 +122,22 @@ func (o Observe) log(level logrus.Level, msg *message.Message, ev *Event, err er
 		entry = entry.WithError(err)
 	}
 	entry.Log(level, text)
+}
+
+// ExemplarTraceID is the exemplar label of a trace id, the one Grafana's Prometheus datasource
+// links to the trace (deployments/grafana, exemplarTraceIdDestinations).
+const ExemplarTraceID = "trace_id"
+
+// observe records v in h, with the trace id as its exemplar when the request's trace is sampled
+// (and limit allows one): a slow bucket then links to a trace that shows where the time went.
+func observe(h prometheus.Histogram, limit *exemplarLimiter, v float64, span trace.SpanContext) {
+	if span.IsSampled() && (limit == nil || limit.allow(v, time.Now())) {
+		if e, ok := h.(prometheus.ExemplarObserver); ok {
+			e.ObserveWithExemplar(v, prometheus.Labels{ExemplarTraceID: span.TraceID().String()})
+			return
+		}
+	}
+	h.Observe(v)
 }
 
 func outcomeOf(code poison.ReasonCode) handlers.Outcome {

@@ -119,6 +119,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Flag == "" { // a standard variable read by a library (OTEL_*), with no flag
+		return fmt.Sprintf("invalid %s %q: %s", e.Env, e.Value, e.Problem)
+	}
 	return fmt.Sprintf("invalid %s (--%s) %q: %s", e.Env, e.Flag, e.Value, e.Problem)
 }
 

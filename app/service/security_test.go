@@ -84,7 +84,7 @@ func TestTLSAndSASLEndToEnd(t *testing.T) {
 			logger.SetOutput(logs)
 			logger.SetLevel(logrus.TraceLevel)
 			logger.SetFormatter(&logrus.JSONFormatter{})
-			svc, err := service.New(cfg, logger)
+			svc, err := service.New(cfg, logger, service.WithTracer(nil))
 			if err != nil {
 				t.Fatalf("starting with %s over mutual TLS: %v", mechanism, err)
 			}

@@ -21,12 +21,14 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pingpong/pingpong/app/buildinfo"
 	"github.com/pingpong/pingpong/app/config"
 	"github.com/pingpong/pingpong/app/kafkaclient"
 	"github.com/pingpong/pingpong/app/lag"
 	"github.com/pingpong/pingpong/app/logging"
+	"github.com/pingpong/pingpong/app/telemetry"
 	"github.com/pingpong/pingpong/app/transport"
 	"github.com/pingpong/pingpong/handlers"
 	"github.com/pingpong/pingpong/middleware"
@@ -50,9 +52,27 @@ type Service struct {
 	http       *http.Server
 }
 
+// Option changes how New builds the service.
+type Option func(*settings)
+
+type settings struct {
+	tracer    trace.Tracer
+	tracerSet bool
+}
+
+// WithTracer makes the service's spans with tracer rather than as the OTEL_ variables say (a
+// test's span recorder); nil is tracing off, whatever the environment.
+func WithTracer(tracer trace.Tracer) Option {
+	return func(o *settings) { o.tracer, o.tracerSet = tracer, true }
+}
+
 // New builds the service from a validated configuration. It connects to the cluster and opens
 // the HTTP listener, so that a broker that cannot be reached or a port in use fails here.
-func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
+func New(cfg config.Service, logger *logrus.Logger, options ...Option) (s *Service, err error) {
+	var o settings
+	for _, opt := range options {
+		opt(&o)
+	}
 	s = &Service{cfg: cfg, log: logrus.NewEntry(logger), registry: prometheus.NewRegistry()}
 	built := s // the returns below set s to nil
 	defer func() {
@@ -101,7 +121,20 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		return nil, err
 	}
 	s.router.AddMiddleware(middleware.GrowStack, routerMetrics.Middleware)
-	pub := routerMetrics.DecoratePublisher(rawPub)
+	// Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set; without it the trace context of
+	// a request is still carried to its answer (middleware.Tracing).
+	tracing := &telemetry.Tracing{Tracer: o.tracer}
+	if !o.tracerSet {
+		if tracing, err = telemetry.New(context.Background(), buildinfo.Version, s.log); err != nil {
+			return nil, err
+		}
+	}
+	s.closers = append(s.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tracing.Shutdown(ctx)
+	})
+	pub := middleware.TracePublisher(routerMetrics.DecoratePublisher(rawPub), tracing.Tracer)
 
 	handler := handlers.PingPong{MaxRequestBytes: cfg.MaxRequestBytes}
 	chain := middleware.Chain(handler.Handle, middleware.ChainConfig{
@@ -113,6 +146,7 @@ func New(cfg config.Service, logger *logrus.Logger) (s *Service, err error) {
 		Logger:           s.log,
 		Metrics:          middleware.NewMetrics(s.registry),
 		Source:           kafka.Source,
+		Tracing:          middleware.Tracing{Tracer: tracing.Tracer, ConsumerGroup: cfg.ConsumerGroup},
 	})
 	// A consumer handler: the chain publishes the answers itself (see package middleware).
 	s.router.AddConsumerHandler(HandlerName, topics.Requested, sub, func(msg *message.Message) error {
@@ -161,7 +195,9 @@ func (s *Service) HTTPAddr() string { return s.listener.Addr().String() }
 // Handler serves /metrics, /healthz and /readyz.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	// OpenMetrics when the scraper asks for it (Prometheus does): the only format with exemplars,
+	// the trace ids on the latency histograms.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

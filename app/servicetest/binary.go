@@ -102,7 +102,7 @@ func exitCode(err error) int {
 }
 
 // Environ is the test process's environment without any setting the binary reads
-// (KAFKA_BROKERS, HTTP_ADDR, LOG_LEVEL, ...), for running the binary: a test says every setting
+// (KAFKA_BROKERS, HTTP_ADDR, LOG_LEVEL, ..., and OpenTelemetry's OTEL_ variables), for running the binary: a test says every setting
 // it depends on, so a developer's exported KAFKA_BROKERS or the Taskfile's cannot point the
 // binary at another broker or port.
 func Environ() []string {
@@ -113,7 +113,7 @@ func Environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !settings[name] {
+		if !settings[name] && !strings.HasPrefix(name, "OTEL_") {
 			env = append(env, kv)
 		}
 	}

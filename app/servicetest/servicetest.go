@@ -71,7 +71,9 @@ func (r *Running) Stop() error { return r.stop() }
 
 // Start runs the service until Stop or the end of the test. Its logs are shown when the test
 // fails (all of them with go test -v).
-func Start(t testing.TB, cfg config.Service) *Running {
+// The service traces nothing unless opts give it a tracer (service.WithTracer), whatever the
+// caller's OTEL_ variables say.
+func Start(t testing.TB, cfg config.Service, opts ...service.Option) *Running {
 	t.Helper()
 	logs := &SyncBuffer{}
 	logger, err := logging.New(cfg.Logging, logs)
@@ -86,7 +88,7 @@ func Start(t testing.TB, cfg config.Service) *Running {
 			t.Logf("service logs:\n%s", logs.String())
 		}
 	})
-	svc, err := service.New(cfg, logger)
+	svc, err := service.New(cfg, logger, append([]service.Option{service.WithTracer(nil)}, opts...)...)
 	if err != nil {
 		t.Fatalf("starting the service: %v", err)
 	}

@@ -399,7 +399,7 @@ the Deployment, so every render runs them.
 {{- fail "kafka.tls.keyKey is set without kafka.tls.certKey: a client key needs its certificate" }}
 {{- end }}
 {{- $managed := list "HTTP_ADDR" "SHUTDOWN_TIMEOUT" "KAFKA_SASL_USERNAME" "KAFKA_SASL_PASSWORD" "AWS_REGION" }}
-{{- $managed = concat $managed (keys (include "pingpong.kafkaEnv" . | fromYaml)) (keys (include "pingpong.serviceEnv" . | fromYaml)) }}
+{{- $managed = concat $managed (keys (include "pingpong.kafkaEnv" . | fromYaml)) (keys (include "pingpong.serviceEnv" . | fromYaml)) (keys (include "pingpong.tracingEnv" . | fromYaml)) }}
 {{- range $v.extraEnv }}
 {{- if has .name $managed }}
 {{- fail (printf "extraEnv sets %s, which the chart sets from its values (see values.yaml): set it there. SHUTDOWN_TIMEOUT comes from config.shutdownTimeoutSeconds, because the termination grace period is derived from it" .name) }}
@@ -436,4 +436,35 @@ clients, so that Kubernetes never kills a pod that is still finishing its reques
 {{- define "pingpong.kedaAuthNeeded" -}}
 {{- $k := .Values.kafka }}
 {{- if or (include "pingpong.saslSecretNeeded" .) (and $k.tls.enabled (or $k.tls.caKey $k.tls.certKey)) }}true{{ end }}
+{{- end }}
+
+{{/*
+OpenTelemetry's standard variables, as "NAME: value" lines; none while tracing.endpoint is empty
+(tracing off). k8s.namespace.name tells the releases of several namespaces apart.
+*/}}
+{{- define "pingpong.tracingEnv" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.endpoint -}}
+{{- $attrs := list (printf "k8s.namespace.name=%s" .Release.Namespace) -}}
+{{- range $k, $v := $t.resourceAttributes }}{{ $attrs = append $attrs (printf "%s=%s" $k $v) }}{{ end -}}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ $t.endpoint | quote }}
+OTEL_EXPORTER_OTLP_PROTOCOL: {{ $t.protocol | quote }}
+OTEL_SERVICE_NAME: {{ default (include "pingpong.fullname" .) $t.serviceName | quote }}
+OTEL_TRACES_SAMPLER: {{ $t.sampler | quote }}
+OTEL_TRACES_SAMPLER_ARG: {{ $t.samplerArg | toString | quote }}
+OTEL_RESOURCE_ATTRIBUTES: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The port of tracing.endpoint: its own, else the protocol's default (4317 grpc, 4318 http). */}}
+{{- define "pingpong.tracingPort" -}}
+{{- $t := .Values.tracing -}}
+{{- $host := (urlParse $t.endpoint).host -}}
+{{- if regexMatch ":[0-9]+$" $host -}}
+{{- regexFind "[0-9]+$" $host -}}
+{{- else if eq $t.protocol "grpc" -}}
+4317
+{{- else -}}
+4318
+{{- end -}}
 {{- end }}

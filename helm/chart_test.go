@@ -4,9 +4,12 @@
 package helm_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -153,28 +156,48 @@ func sameSetting(a, b string) bool {
 	return false
 }
 
-// TestFilesAreTheRepositoryFiles: the alerts and the dashboard the chart ships are the
-// repository's own files (through links in files/, which Helm follows), not copies that could
-// go stale.
+// TestFilesAreTheRepositoryFiles: the alerts and the dashboard the chart ships are copies of the
+// repository's own files, byte for byte, so that they cannot go stale. (They were links, which
+// Helm follows but warns about on every lint and render: "found symbolic link in path".)
 func TestFilesAreTheRepositoryFiles(t *testing.T) {
-	chrt := pingpongChart(t)
 	for chartFile, original := range map[string]string{
 		"files/pingpong-alerts.yml": "deployments/prometheus/rules/pingpong-alerts.yml",
 		"files/pingpong.json":       "deployments/grafana/dashboards/pingpong.json",
 	} {
-		var got []byte
-		for _, f := range chrt.Files {
-			if f.Name == chartFile {
-				got = f.Data
-			}
-		}
-		if got == nil {
-			t.Errorf("the chart has no %s: is the link to %s broken?", chartFile, original)
+		copied := filepath.Join("helm", chartDir, chartFile)
+		info, err := os.Lstat(filepath.Join(chartDir, chartFile))
+		if err != nil {
+			t.Errorf("the chart has no %s: cp %s %s", chartFile, original, copied)
 			continue
 		}
-		if want := readRepoFile(t, original); strings.TrimRight(string(got), "\n") != string(want) {
-			t.Errorf("the chart's %s differs from %s: make it a link (ln -s ../../../%s %s)", chartFile, original, original, filepath.Join("helm", chartDir, chartFile))
+		if !info.Mode().IsRegular() {
+			t.Errorf("%s is not a regular file (Helm warns about links): cp --remove-destination %s %s", copied, original, copied)
+			continue
 		}
+		got, err := os.ReadFile(filepath.Join(chartDir, chartFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", original))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s: copy the original over it (cp %s %s)", copied, original, original, copied)
+		}
+	}
+}
+
+// TestChartHasNoLinks: Helm warns "found symbolic link in path" about every link in a chart.
+func TestChartHasNoLinks(t *testing.T) {
+	err := filepath.WalkDir(chartDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink != 0 {
+			t.Errorf("%s is a link: Helm warns about it on every lint and render; copy the file instead", filepath.Join("helm", path))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -43,7 +43,7 @@ var (
 	chartErr    error
 )
 
-// pingpongChart loads the chart once, as `helm install` does: following the links in files/.
+// pingpongChart loads the chart once, as `helm install` does.
 func pingpongChart(t *testing.T) *chart.Chart {
 	t.Helper()
 	chartOnce.Do(func() { loadedChart, chartErr = loader.Load(chartDir) })
@@ -302,15 +302,15 @@ func hookWeight(obj metav1.Object) (string, bool) {
 	return obj.GetAnnotations()["helm.sh/hook-weight"], true
 }
 
-// valuesFiles are the values files chart testing renders: ci/*.yaml (the defaults, the
-// production values through a link, and one that takes the other branches of the templates).
+// valuesFiles are the values files every test of the chart renders: ci/*.yaml (the defaults, and
+// one that takes the other branches of the templates) and the production values.
 func valuesFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no values files in %s/ci: %v", chartDir, err)
 	}
-	return files
+	return append(files, filepath.Join(chartDir, "values-production.yaml"))
 }
 
 // readRepoFile reads a file of the repository, relative to this package.

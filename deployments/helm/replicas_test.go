@@ -27,6 +27,7 @@ func TestReplicaCountHasOneOwner(t *testing.T) {
 		{"someone else and an HPA", merge(external, hpa), 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			r := render(t, tc.values)
 			got := r.deployment.Spec.Replicas
 			switch {

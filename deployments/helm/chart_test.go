@@ -164,7 +164,7 @@ func TestFilesAreTheRepositoryFiles(t *testing.T) {
 		"files/pingpong-alerts.yml": "deployments/prometheus/rules/pingpong-alerts.yml",
 		"files/pingpong.json":       "deployments/grafana/dashboards/pingpong.json",
 	} {
-		copied := filepath.Join("helm", chartDir, chartFile)
+		copied := fromRoot(filepath.Join(chartDir, chartFile))
 		info, err := os.Lstat(filepath.Join(chartDir, chartFile))
 		if err != nil {
 			t.Errorf("the chart has no %s: cp %s %s", chartFile, original, copied)
@@ -178,7 +178,7 @@ func TestFilesAreTheRepositoryFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(filepath.Join("..", original))
+		want, err := os.ReadFile(filepath.Join(repoRoot, original))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestFilesAreTheRepositoryFiles(t *testing.T) {
 func TestChartHasNoLinks(t *testing.T) {
 	err := filepath.WalkDir(chartDir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type()&fs.ModeSymlink != 0 {
-			t.Errorf("%s is a link: Helm warns about it on every lint and render; copy the file instead", filepath.Join("helm", path))
+			t.Errorf("%s is a link: Helm warns about it on every lint and render; copy the file instead", fromRoot(path))
 		}
 		return err
 	})

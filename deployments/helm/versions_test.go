@@ -1,0 +1,67 @@
+package helm_test
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestChartLintsStrictly: `helm lint --strict` passes with every values file, for the Kubernetes
+// version the tests render for. In strict mode a template that reads a value the values do not
+// have is an error, not an empty string.
+func TestChartLintsStrictly(t *testing.T) {
+	helm := helm4(t)
+	for _, file := range valuesFiles(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			if _, err := runHelm(t, helm, "lint", "--strict", chartDir, "--kube-version", kubeVersion, "-f", file); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestHelm3RendersAsHelm4: the chart is apiVersion v2 and supports Helm 3.18 and later beside
+// Helm 4. The oldest Helm 3 it supports renders every values file to the same manifests as Helm 4
+// (`helm template`), so every check of the other tests holds for Helm 3 too.
+func TestHelm3RendersAsHelm4(t *testing.T) {
+	helm := helm4(t)
+	helm3 := requireHelm(t, "helm3", 3, 18, installHelm3)
+	for _, file := range valuesFiles(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			args := []string{"template", releaseName, chartDir, "-n", namespace, "--kube-version", kubeVersion, "-f", file}
+			want, err := runHelm(t, helm, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := runHelm(t, helm3, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("Helm 3 renders %s differently from Helm 4:\n%s", filepath.Base(file), firstDifference(string(got), string(want)))
+			}
+		})
+	}
+}
+
+// firstDifference shows the first line where two renders part.
+func firstDifference(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range max(len(la), len(lb)) {
+		if i < len(la) && i < len(lb) && la[i] == lb[i] {
+			continue
+		}
+		line := func(lines []string) string {
+			if i < len(lines) {
+				return lines[i]
+			}
+			return "(end)"
+		}
+		return fmt.Sprintf("line %d:\n  helm3: %s\n  helm:  %s", i+1, line(la), line(lb))
+	}
+	return "(the same lines)"
+}

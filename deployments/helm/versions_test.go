@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestChartLintsStrictly: `helm lint --strict` passes with every values file, for the Kubernetes
-// version the tests render for. In strict mode a template that reads a value the values do not
-// have is an error, not an empty string.
+// TestChartLintsStrictly: `helm lint --strict` (its warnings are errors) passes with every values
+// file, for the Kubernetes version the tests render for. (It does not render in the template
+// engine's strict mode: TestTemplatesReadValuesThatExist does that part.)
 func TestChartLintsStrictly(t *testing.T) {
 	helm := helm4(t)
 	for _, file := range valuesFiles(t) {

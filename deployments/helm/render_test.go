@@ -41,7 +41,8 @@ const (
 )
 
 // The chart is rendered by the helm binary, as users render it, rather than by Helm's Go
-// packages, which would compile Helm and client-go into the tests (minutes on a cold cache).
+// packages, which would compile Helm, client-go and about a hundred more k8s.io packages into
+// the suite (docs/testing.md).
 const (
 	installHelm4 = "go install helm.sh/helm/v4/cmd/helm@v4.3.2"
 	installHelm3 = "GOBIN=$(mktemp -d) go install helm.sh/helm/v3/cmd/helm@v3.18.6, then move that helm to helm3 in your PATH"

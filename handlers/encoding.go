@@ -3,8 +3,11 @@ package handlers
 import (
 	"bytes"
 	"encoding/binary"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/encoding/unicode/utf32"
 )
 
 // The original service decoded requests with Python's json.loads on bytes, which reads UTF-8,
@@ -63,53 +66,53 @@ func requestText(b []byte) ([]byte, string) {
 	return text, ""
 }
 
+// The decoders of golang.org/x/text. The byte order mark, if any, is cut off before them.
+var (
+	utf16BE = unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM)
+	utf16LE = unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM)
+	utf32BE = utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM)
+	utf32LE = utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM)
+)
+
 // fromUTF16 decodes strictly: an odd length or a lone surrogate is not text. (Python decoded
 // with errors="surrogatepass", but a lone surrogate cannot be written in UTF-8, so an id holding
 // one could not be echoed.)
 func fromUTF16(b []byte, order binary.ByteOrder, name string) ([]byte, bool, string) {
-	text, ok := utf16Text(b, order)
+	enc := utf16LE
+	if order == binary.BigEndian {
+		enc = utf16BE
+	}
+	text, ok := decodeStrictly(b, enc)
 	return text, ok, name
 }
 
-func utf16Text(b []byte, order binary.ByteOrder) ([]byte, bool) {
-	if len(b)%2 != 0 {
-		return nil, false
-	}
-	text := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i += 2 {
-		u := rune(order.Uint16(b[i:]))
-		if utf16.IsSurrogate(u) {
-			if u >= 0xDC00 || i+4 > len(b) {
-				return nil, false
-			}
-			r := utf16.DecodeRune(u, rune(order.Uint16(b[i+2:])))
-			if r == utf8.RuneError {
-				return nil, false
-			}
-			u = r
-			i += 2
-		}
-		text = utf8.AppendRune(text, u)
-	}
-	return text, true
-}
-
+// fromUTF32 decodes strictly: a length not a multiple of four, a surrogate or a value past
+// U+10FFFF is not text.
 func fromUTF32(b []byte, order binary.ByteOrder, name string) ([]byte, bool, string) {
-	text, ok := utf32Text(b, order)
+	enc := utf32LE
+	if order == binary.BigEndian {
+		enc = utf32BE
+	}
+	text, ok := decodeStrictly(b, enc)
 	return text, ok, name
 }
 
-func utf32Text(b []byte, order binary.ByteOrder) ([]byte, bool) {
-	if len(b)%4 != 0 {
+// decodeStrictly decodes b to UTF-8. x/text's decoders replace what they cannot decode with
+// U+FFFD and go on, where the original refused the request (Python's UnicodeDecodeError): a
+// decoding with U+FFFD in it is kept only if it encodes back to b, that is if b held U+FFFD
+// itself. Valid text without U+FFFD, all but every request, is decoded once.
+func decodeStrictly(b []byte, enc encoding.Encoding) ([]byte, bool) {
+	text, err := enc.NewDecoder().Bytes(b)
+	if err != nil {
 		return nil, false
 	}
-	text := make([]byte, 0, len(b)/2)
-	for i := 0; i < len(b); i += 4 {
-		r := order.Uint32(b[i:])
-		if r > utf8.MaxRune || utf16.IsSurrogate(rune(r)) {
+	if bytes.Contains(text, replacementChar) {
+		back, err := enc.NewEncoder().Bytes(text)
+		if err != nil || !bytes.Equal(back, b) {
 			return nil, false
 		}
-		text = utf8.AppendRune(text, rune(r))
 	}
 	return text, true
 }
+
+var replacementChar = []byte(string(utf8.RuneError))

@@ -45,6 +45,13 @@ func TestRequestTextMatchesPython(t *testing.T) {
 			t.Errorf("requestText(%q) = %q, %q; Python reads 1", body, text, notText)
 		}
 	}
+	// U+FFFD sent as such is text in every encoding (x/text's decoders also write it for what
+	// they cannot decode, which must not be taken for it).
+	for _, body := range []string{"\xff\xfe\xfd\xff", "\xfe\xff\xff\xfd", "\xff\xfe\x00\x00\xfd\xff\x00\x00", "\x00\x00\xfe\xff\x00\x00\xff\xfd"} {
+		if text, notText := requestText([]byte(body)); notText != "" || string(text) != "\ufffd" {
+			t.Errorf("requestText(%q) = %q, %q; Python reads U+FFFD", body, text, notText)
+		}
+	}
 	// Python raises UnicodeDecodeError on these: an odd UTF-16 length, a UTF-32 length not a
 	// multiple of four. A lone surrogate is refused here, where Python passed it through.
 	for _, body := range []string{"\xff\xfe{\x00}", "{\x00\x00\x00}\x00\x00", "\xff\xfe\x00\xd8", "\x00\x00\x00{\x00\x11\x00\x00"} {

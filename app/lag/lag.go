@@ -237,7 +237,9 @@ func (c *Collector) logStall(p Partition, now time.Time) {
 }
 
 // measure asks the cluster for the topic's end offsets (and start offsets, if an uncommitted
-// partition counts from the start) and the group's commits on the topic.
+// partition counts from the start) and the group's commits on the topic, and lets kadm's
+// group-lag calculation turn them into lags. It asks for one topic only, rather than through
+// kadm's Client.Lag, which also describes the group and lists every topic the group consumes.
 func (c *Collector) measure(ctx context.Context) ([]Partition, error) {
 	ends, err := c.adm.ListEndOffsets(ctx, c.cfg.Topic)
 	if err == nil {
@@ -263,27 +265,35 @@ func (c *Collector) measure(ctx context.Context) ([]Partition, error) {
 		err = commits.Error()
 	}
 	if errors.Is(err, kerr.GroupIDNotFound) {
-		commits, err = nil, nil
+		commits, err = kadm.OffsetResponses{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching the offsets group %s committed on %s: %w", c.cfg.Group, c.cfg.Topic, err)
 	}
+	// The topic's entry, even empty, makes the calculation cover every partition it lists.
+	if commits[c.cfg.Topic] == nil {
+		commits[c.cfg.Topic] = map[int32]kadm.OffsetResponse{}
+	}
+	// No members: the lag of a committed partition is end minus commit, whoever consumes it (0
+	// where a commit is ahead of the end, as a moment after a leader change), and of an
+	// uncommitted one end minus start, or the whole end without start offsets.
+	lags := kadm.CalculateGroupLagWithStartOffsets(kadm.DescribedGroup{Group: c.cfg.Group}, commits, starts, ends)
 
 	var partitions []Partition
 	ends.Each(func(end kadm.ListedOffset) {
 		p := Partition{Partition: end.Partition, End: end.Offset, Committed: -1}
-		if commit, ok := commits.Lookup(end.Topic, end.Partition); ok && commit.At >= 0 {
-			p.Committed = commit.At
+		l, ok := lags.Lookup(end.Topic, end.Partition)
+		if ok && l.Err == nil {
+			p.Lag = l.Lag
+			if l.Commit.At >= 0 {
+				p.Committed = l.Commit.At
+			}
 		}
-		switch {
-		case p.Committed >= 0:
-			p.Lag = p.End - p.Committed
-		case c.cfg.UncommittedFromStart:
-			start, _ := starts.Lookup(end.Topic, end.Partition)
-			p.Lag = p.End - start.Offset
+		// A group starting from the end (KAFKA_CONSUMER_OFFSET=latest) owes nothing on a
+		// partition it never committed to; kadm counts such a partition whole.
+		if p.Committed < 0 && !c.cfg.UncommittedFromStart {
+			p.Lag = 0
 		}
-		// A commit can be ahead of the end offset a moment after a leader change.
-		p.Lag = max(p.Lag, 0)
 		partitions = append(partitions, p)
 	})
 	return partitions, nil

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// RequireTool finds an external program a test needs (kcat, promtool, prometheus, task, script)
-// and returns its path.
+// RequireTool finds an external program a test needs (kcat, promtool, prometheus, task, script,
+// helm) and returns its path.
 //
-// Where the program is missing, the test is skipped with how to install it, so that
-// `go test ./...` works on a machine with only Go (the README's quick start). Where the tests
+// Where the program is missing, the test is skipped with how to install it, so that the README's
+// `go test ./... ./deployments/...` works on a machine with only Go (its quick start). Where the tests
 // must prove everything (CI is set, as CI runs .ci/run, or PINGPONG_REQUIRE_TOOLS=1), a missing
 // program fails the test instead: CI cannot pass by skipping. .ci/run installs them all.
 func RequireTool(t testing.TB, name, install string) string {

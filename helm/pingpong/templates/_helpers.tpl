@@ -311,7 +311,13 @@ securityContext:
 {{- end }}
 {{- end }}
 
-{{/* The fewest replicas the release runs: what a PodDisruptionBudget must leave room under. */}}
+{{/* "true" when the chart sets the Deployment's replica count: no autoscaler, and replicaCountFromChart. */}}
+{{- define "pingpong.replicasFromChart" -}}
+{{- and .Values.replicaCountFromChart (not .Values.autoscaling.hpa.enabled) (not .Values.autoscaling.keda.enabled) }}
+{{- end }}
+
+{{/* The fewest replicas the release runs: what a PodDisruptionBudget must leave room under.
+With replicaCountFromChart false, replicaCount is still the count it is checked against. */}}
 {{- define "pingpong.minReplicas" -}}
 {{- if .Values.autoscaling.keda.enabled }}
 {{- .Values.autoscaling.keda.minReplicas }}
@@ -341,7 +347,7 @@ the Deployment, so every render runs them.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and (not $v.autoscaling.hpa.enabled) (not $v.autoscaling.keda.enabled) (gt (int $v.replicaCount) (int $v.topics.partitions)) }}
+{{- if and (eq (include "pingpong.replicasFromChart" .) "true") (gt (int $v.replicaCount) (int $v.topics.partitions)) }}
 {{- fail (printf "replicaCount (%d) is above topics.partitions (%d): the extra consumers would sit idle" (int $v.replicaCount) (int $v.topics.partitions)) }}
 {{- end }}
 {{- if $v.pdb.create }}

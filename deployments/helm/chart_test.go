@@ -1,5 +1,5 @@
-// Package helm_test renders the Helm chart helm/pingpong with Helm's own packages (as
-// `helm template` does, schema check included), decodes every manifest strictly into the
+// Package helm_test renders the Helm chart helm/pingpong with the helm binary (Helm 4, schema
+// check included, and Helm 3 for comparison), decodes every manifest strictly into the
 // Kubernetes API types, and checks what a cluster and the service need of them.
 package helm_test
 
@@ -154,31 +154,6 @@ func sameSetting(a, b string) bool {
 		return err == nil && fa == fb
 	}
 	return false
-}
-
-// TestFilesAreTheRepositoryFiles: the alerts and the dashboard the chart ships are the
-// repository's own files (through links in files/, which Helm follows), not copies that could
-// go stale.
-func TestFilesAreTheRepositoryFiles(t *testing.T) {
-	chrt := pingpongChart(t)
-	for chartFile, original := range map[string]string{
-		"files/pingpong-alerts.yml": "deployments/prometheus/rules/pingpong-alerts.yml",
-		"files/pingpong.json":       "deployments/grafana/dashboards/pingpong.json",
-	} {
-		var got []byte
-		for _, f := range chrt.Files {
-			if f.Name == chartFile {
-				got = f.Data
-			}
-		}
-		if got == nil {
-			t.Errorf("the chart has no %s: is the link to %s broken?", chartFile, original)
-			continue
-		}
-		if want := readRepoFile(t, original); strings.TrimRight(string(got), "\n") != string(want) {
-			t.Errorf("the chart's %s differs from %s: make it a link (ln -s ../../../%s %s)", chartFile, original, original, filepath.Join("helm", chartDir, chartFile))
-		}
-	}
 }
 
 func checkSelectors(t *testing.T, r *release) {

@@ -29,7 +29,7 @@ func TestValuesAreDocumented(t *testing.T) {
 			t.Errorf("value %s is not in the README's values table", p)
 		}
 	}
-	for _, leaf := range leaves("", pingpongChart(t).Values) {
+	for _, leaf := range leaves("", defaultValues(t)) {
 		documented := false
 		for _, p := range params {
 			documented = documented || leaf == p || strings.HasPrefix(leaf, p+".")

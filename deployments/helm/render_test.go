@@ -2,20 +2,20 @@ package helm_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -25,42 +25,117 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pingpong/pingpong/app/servicetest"
 )
 
 // The release every test renders: `helm upgrade --install pingpong ./helm/pingpong -n pingpong`.
 const (
-	chartDir    = "pingpong"
+	repoRoot    = "../.."
+	chartDir    = repoRoot + "/helm/pingpong"
 	releaseName = "pingpong"
 	namespace   = "pingpong"
-	// kubeVersion is the cluster the chart is rendered for: the oldest its kubeVersion allows
-	// would do, a current one is what users run.
-	kubeVersion = "v1.33.0"
+	// kubeVersion is the cluster `helm template` and `helm lint` render for: the oldest the
+	// chart's kubeVersion allows would do, a current one is what users run.
+	kubeVersion = "1.33.0"
 )
 
-var (
-	chartOnce   sync.Once
-	loadedChart *chart.Chart
-	chartErr    error
+// The chart is rendered by the helm binary, as users render it, rather than by Helm's Go
+// packages, which would compile Helm, client-go and about a hundred more k8s.io packages into
+// the suite (docs/testing.md).
+const (
+	installHelm4 = "go install helm.sh/helm/v4/cmd/helm@v4.3.2"
+	installHelm3 = "GOBIN=$(mktemp -d) go install helm.sh/helm/v3/cmd/helm@v3.18.6, then move that helm to helm3 in your PATH"
 )
 
-// pingpongChart loads the chart once, as `helm install` does: following the links in files/.
-func pingpongChart(t *testing.T) *chart.Chart {
+// requireHelm finds the helm binary called name and checks that it is Helm major.x, at least
+// major.minMinor; where it is missing or another version, the test is skipped as
+// servicetest.RequireTool says (and fails in CI).
+func requireHelm(t *testing.T, name string, major, minMinor int, install string) string {
 	t.Helper()
-	chartOnce.Do(func() { loadedChart, chartErr = loader.Load(chartDir) })
-	if chartErr != nil {
-		t.Fatalf("loading the chart: %v", chartErr)
+	path := servicetest.RequireTool(t, name, install)
+	out, err := exec.Command(path, "version", "--template", "{{.Version}}").Output()
+	if err != nil {
+		t.Fatalf("%s version: %v", name, err)
 	}
-	return loadedChart
+	version := strings.TrimSpace(string(out))
+	m := regexp.MustCompile(`^v(\d+)\.(\d+)`).FindStringSubmatch(version)
+	if m == nil {
+		t.Fatalf("%s version says %q", name, version)
+	}
+	gotMajor, _ := strconv.Atoi(m[1])
+	gotMinor, _ := strconv.Atoi(m[2])
+	if gotMajor != major || gotMinor < minMinor {
+		msg := fmt.Sprintf("%s is Helm %s; this test needs Helm %d.%d or later of %d: %s", name, version, major, minMinor, major, install)
+		if os.Getenv("CI") != "" || os.Getenv("PINGPONG_REQUIRE_TOOLS") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+	return path
+}
+
+// helm4 is the Helm 4 the tests render with.
+func helm4(t *testing.T) string {
+	t.Helper()
+	return requireHelm(t, "helm", 4, 0, installHelm4)
+}
+
+// runHelm runs a helm command; the error holds what helm printed on stderr. Helm's warnings
+// (a link in the chart, a deprecated flag) fail the run, since every user would see them.
+func runHelm(t *testing.T, helm string, args ...string) ([]byte, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helm, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// No user configuration, repositories or plugins of the caller's.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	err := cmd.Run()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w\n%s", filepath.Base(helm), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("%s %s printed on stderr:\n%s", filepath.Base(helm), strings.Join(args, " "), stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// valuesFile writes the user's values to a file for helm -f.
+func valuesFile(t *testing.T, userValues map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(userValues) // JSON is YAML
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "values.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // readValues reads a values file.
 func readValues(t *testing.T, path string) map[string]any {
 	t.Helper()
-	vals, err := chartutil.ReadValuesFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
+		t.Fatal(err)
+	}
+	var vals map[string]any
+	if err := yaml.Unmarshal(b, &vals); err != nil {
 		t.Fatalf("reading %s: %v", path, err)
 	}
-	return vals.AsMap()
+	if vals == nil {
+		vals = map[string]any{}
+	}
+	return vals
+}
+
+// defaultValues are the chart's values.yaml.
+func defaultValues(t *testing.T) map[string]any {
+	t.Helper()
+	return readValues(t, filepath.Join(chartDir, "values.yaml"))
 }
 
 // merge merges src into dst, src winning, as `helm -f a.yaml -f b.yaml` does.
@@ -81,28 +156,51 @@ func merge(dst, src map[string]any) map[string]any {
 	return out
 }
 
+// rendered is what `helm install --dry-run=client -o json` prints of a release (Helm 4's
+// release JSON): the manifests, the hooks and the notes.
+type rendered struct {
+	Info struct {
+		Notes string `json:"notes"`
+	} `json:"info"`
+	Manifest string `json:"manifest"`
+	Hooks    []struct {
+		Path     string `json:"path"`
+		Manifest string `json:"manifest"`
+	} `json:"hooks"`
+}
+
+var renders sync.Map // values JSON -> *renderResult
+
+type renderResult struct {
+	once sync.Once
+	rel  *rendered
+	err  error
+}
+
 // renderChart renders the chart with the user's values (on top of values.yaml) as
-// `helm template` does, with the schema check, and in strict mode: a template that reads a
-// value the values do not have is an error, not an empty string.
-func renderChart(t *testing.T, userValues map[string]any) (map[string]string, error) {
+// `helm install --dry-run=client` does, schema check included. Renders of the same values are
+// shared by the tests.
+func renderChart(t *testing.T, userValues map[string]any) (*rendered, error) {
 	t.Helper()
-	chrt := pingpongChart(t)
-	caps := chartutil.DefaultCapabilities.Copy()
-	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	helm := helm4(t)
+	key, err := json.Marshal(userValues)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caps.KubeVersion = *kv
-	if !chartutil.IsCompatibleRange(chrt.Metadata.KubeVersion, kubeVersion) {
-		t.Fatalf("the chart's kubeVersion %q does not allow %s, the version the tests render for", chrt.Metadata.KubeVersion, kubeVersion)
-	}
-	top, err := chartutil.ToRenderValues(chrt, userValues, chartutil.ReleaseOptions{
-		Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true,
-	}, caps)
-	if err != nil {
-		return nil, err
-	}
-	return engine.Engine{Strict: true}.Render(chrt, top)
+	v, _ := renders.LoadOrStore(string(key), &renderResult{})
+	res := v.(*renderResult)
+	res.once.Do(func() {
+		var out []byte
+		out, res.err = runHelm(t, helm, "install", releaseName, chartDir, "-n", namespace,
+			"--dry-run=client", "-o", "json", "-f", valuesFile(t, userValues))
+		if res.err == nil {
+			res.rel = &rendered{}
+			if err := json.Unmarshal(out, res.rel); err != nil {
+				res.err = fmt.Errorf("helm install --dry-run=client -o json printed no release: %w", err)
+			}
+		}
+	})
+	return res.rel, res.err
 }
 
 // object is one rendered manifest.
@@ -156,36 +254,48 @@ var kinds = map[string]func() metav1.Object{
 // an unknown kind fails the test, as the API server would refuse the object.
 func render(t *testing.T, userValues map[string]any) *release {
 	t.Helper()
-	files, err := renderChart(t, userValues)
+	rel, err := renderChart(t, userValues)
 	if err != nil {
 		t.Fatalf("rendering the chart: %v", err)
 	}
 	r := &release{
-		values:     merge(pingpongChart(t).Values, userValues),
+		values:     merge(defaultValues(t), userValues),
+		notes:      rel.Info.Notes,
 		configMaps: map[string]*corev1.ConfigMap{},
 		secrets:    map[string]*corev1.Secret{},
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
+	docs := splitManifests(rel.Manifest)
+	for _, h := range rel.Hooks {
+		docs = append(docs, manifest{file: h.Path, text: h.Manifest})
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		if strings.HasSuffix(name, "NOTES.txt") {
-			r.notes = files[name]
-			continue
-		}
-		for _, manifest := range releaseutil.SplitManifests(files[name]) {
-			if strings.TrimSpace(manifest) == "" {
-				continue
-			}
-			r.add(t, name, manifest)
-		}
+	sort.SliceStable(docs, func(i, j int) bool { return docs[i].file < docs[j].file })
+	for _, doc := range docs {
+		r.add(t, doc.file, doc.text)
 	}
 	if r.deployment == nil {
 		t.Fatal("the chart rendered no Deployment")
 	}
 	return r
+}
+
+// manifest is one YAML document of a release, with the template it came from.
+type manifest struct{ file, text string }
+
+// splitManifests splits a release's manifest into its documents, each named by the
+// "# Source: <template>" line Helm puts before it.
+func splitManifests(all string) []manifest {
+	var out []manifest
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(all, -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		file := ""
+		if m := regexp.MustCompile(`(?m)^# Source: (\S+)`).FindStringSubmatch(doc); m != nil {
+			file = m[1]
+		}
+		out = append(out, manifest{file: file, text: doc})
+	}
+	return out
 }
 
 func (r *release) add(t *testing.T, file, manifest string) {
@@ -308,23 +418,32 @@ func hookWeight(obj metav1.Object) (string, bool) {
 	return obj.GetAnnotations()["helm.sh/hook-weight"], true
 }
 
-// valuesFiles are the values files chart testing renders: ci/*.yaml (the defaults, the
-// production values through a link, and one that takes the other branches of the templates).
+// valuesFiles are the values files every test of the chart renders: ci/*.yaml (the defaults, and
+// one that takes the other branches of the templates) and the production values.
 func valuesFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no values files in %s/ci: %v", chartDir, err)
 	}
-	return files
+	return append(files, filepath.Join(chartDir, "values-production.yaml"))
 }
 
-// readRepoFile reads a file of the repository, relative to this package.
+// readRepoFile reads a file of the repository, by its path from the repository's root.
 func readRepoFile(t *testing.T, path string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", path))
+	b, err := os.ReadFile(filepath.Join(repoRoot, path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return bytes.TrimRight(b, "\n")
+}
+
+// fromRoot is a path of the repository as its root sees it, for messages.
+func fromRoot(path string) string {
+	rel, err := filepath.Rel(repoRoot, path)
+	if err != nil {
+		return path
+	}
+	return rel
 }

@@ -36,6 +36,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"an image digest that is not one", map[string]any{"image": map[string]any{"digest": "latest"}}, "/image/digest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // one helm process each
 			_, err := renderChart(t, tc.values)
 			if err == nil {
 				t.Fatalf("values %v were accepted", tc.values)
@@ -77,6 +78,7 @@ func TestTemplatesRefuseInconsistentValues(t *testing.T) {
 		{"a Kafka setting in extraEnv", map[string]any{"extraEnv": []any{map[string]any{"name": "KAFKA_BROKERS", "value": "x:1"}}}, "extraEnv sets KAFKA_BROKERS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // one helm process each
 			_, err := renderChart(t, tc.values)
 			if err == nil {
 				t.Fatalf("values %v were accepted", tc.values)

@@ -109,6 +109,7 @@ type entry struct {
 	sleep    time.Duration
 	out      int // deliveries of it still in the handlers
 	released bool
+	topic    string // where its answer was queued
 	key      *keyState
 	own      keyState // the key of a record that waits for nothing
 }
@@ -135,6 +136,7 @@ type Partition struct {
 	out     int           // deliveries in the handlers
 	idle    chan struct{} // closed once stopped with nothing in the handlers
 	freed   chan struct{} // closed when a slot of the window frees
+	changed chan struct{} // closed when a delivery returns
 	stop    chan struct{} // closed by Stop
 }
 
@@ -272,24 +274,40 @@ func (d Delivery) Msg() any { return d.e.Msg }
 // Redelivered tells whether the record was delivered before.
 func (d Delivery) Redelivered() bool { return d.gen > 0 }
 
-// Queue runs enqueue, which queues the record's answer in the producer, unless the delivery is
-// stale; then the next record of its key may be delivered. False (enqueue not run) when stale:
-// the answer must not be published, since an earlier answer of its key failed.
-func (d Delivery) Queue(enqueue func()) bool {
+// Queue runs enqueue, which queues the record's answer to topic in the producer, unless the
+// delivery is stale; then the next record of its key may be delivered. False (enqueue not run)
+// when stale: the answer must not be published, since an earlier answer of its key failed.
+//
+// The producer keeps the order of one partition's records only: an answer to another topic than
+// an earlier answer of its key not yet acknowledged would race it. Then Queue runs nothing and
+// returns a channel to wait on before asking again.
+func (d Delivery) Queue(topic string, enqueue func()) (ok bool, wait <-chan struct{}) {
 	p := d.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d.gen != d.e.gen {
-		return false
+		return false, nil
+	}
+	for _, x := range d.e.key.entries {
+		if x == d.e {
+			break
+		}
+		if x.state == queued && x.topic != topic && x.out > 0 { // one returned unacked never will be
+			if p.changed == nil {
+				p.changed = make(chan struct{})
+			}
+			return false, p.changed
+		}
 	}
 	if enqueue != nil {
 		enqueue()
 	}
 	if d.e.state == delivered {
 		d.e.state = queued
+		d.e.topic = topic
 		p.release(d.e.key)
 	}
-	return true
+	return true, nil
 }
 
 // Stale tells whether the delivery's answers would be refused.
@@ -351,6 +369,10 @@ func (d Delivery) Done(answered bool) {
 	}
 	p.dropIfStopped(e)
 	p.checkIdle()
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
 }
 
 // release delivers the first record of k not yet handed on, unless k is stopped or the record

@@ -82,7 +82,7 @@ func TestARecordWaitsUntilTheAnswerBeforeItIsQueued(t *testing.T) {
 				}
 				d := find(first, tc.queue)
 				if signal == "queued" {
-					if !d.Queue(nil) {
+					if ok, _ := d.Queue("t", nil); !ok {
 						t.Fatal("a current delivery's answer refused")
 					}
 				} else {
@@ -110,11 +110,11 @@ func TestAFailureBeforeAnyAnswerKeepsTheKeyWaiting(t *testing.T) {
 	if names(again) != "a" || !again[0].Redelivered() {
 		t.Fatalf("after the pause: %q delivered, want a again", names(again))
 	}
-	a.Queue(nil) // the first delivery's answer comes late: refused, and lets nothing go
+	a.Queue("t", nil) // the first delivery's answer comes late: refused, and lets nothing go
 	if got := names(e.take()); got != "" {
 		t.Fatalf("a stale answer let %q go", got)
 	}
-	again[0].Queue(nil)
+	again[0].Queue("t", nil)
 	if got := names(e.take()); got != "c" {
 		t.Fatalf("after a's answer is queued: %q, want c", got)
 	}
@@ -193,12 +193,12 @@ func TestAFailedAnswerRewindsItsKey(t *testing.T) {
 	_, e, tm := start(t, ByKey, 8, five)
 	ds := e.take()
 	a := find(ds, "a")
-	a.Queue(nil)
+	a.Queue("t", nil)
 	c := e.take()[0]
-	c.Queue(nil)
+	c.Queue("t", nil)
 	ev := e.take()[0]
 	a.Failed()
-	if ev.Queue(nil) || c.Queue(nil) || !ev.Stale() {
+	if ok, _ := ev.Queue("t", nil); ok || !ev.Stale() {
 		t.Fatal("an answer of the key after the failed one was let into the producer")
 	}
 	find(ds, "b").Done(true)
@@ -221,7 +221,7 @@ func TestAFailedAnswerRewindsItsKey(t *testing.T) {
 			t.Fatalf("after the rewind %v delivered at once (so far %v), want one at a time", namesOf(d), order)
 		}
 		order = append(order, d[0].Msg().(string))
-		d[0].Queue(nil)
+		d[0].Queue("t", nil)
 		d[0].Done(true)
 	}
 	if strings.Join(order, " ") != "a c e" {
@@ -241,7 +241,7 @@ func TestAFailedAnswerWithNothingAfterItWaitsForTheNextAttempt(t *testing.T) {
 	if got := names(e.take()); got != "" {
 		t.Fatalf("after a failed answer %q delivered", got)
 	}
-	if !a.Queue(nil) || names(e.take()) != "b" {
+	if ok, _ := a.Queue("t", nil); !ok || names(e.take()) != "b" {
 		t.Fatal("a's retried answer did not let b go")
 	}
 }
@@ -255,7 +255,7 @@ func TestAStoppedPartitionDrainsItsDeliveries(t *testing.T) {
 		t.Fatal("admitted after Stop")
 	}
 	a := find(ds, "a")
-	a.Queue(nil)
+	a.Queue("t", nil)
 	if got := names(e.take()); got != "" {
 		t.Fatalf("%q delivered after Stop", got)
 	}
@@ -270,5 +270,23 @@ func TestAStoppedPartitionDrainsItsDeliveries(t *testing.T) {
 	<-p.Idle()
 	if e.committed() != 2 {
 		t.Fatalf("committed %d, want 2 (a and b answered; c never delivered)", e.committed())
+	}
+}
+
+// Answers of one key to different topics have no order in the producer: an answer to another
+// topic waits until the key's earlier answers are acknowledged.
+func TestAnAnswerToAnotherTopicWaitsForTheEarlierOnesAck(t *testing.T) {
+	_, e, _ := start(t, ByKey, 8, five)
+	a := find(e.take(), "a")
+	a.Queue("succeeded", nil)
+	c := e.take()[0]
+	ok, wait := c.Queue("failed", func() { t.Fatal("queued beside an unacknowledged answer of its key to another topic") })
+	if ok || wait == nil {
+		t.Fatal("not told to wait")
+	}
+	a.Done(true)
+	<-wait
+	if ok, _ := c.Queue("failed", nil); !ok {
+		t.Fatal("refused once the earlier answer was acknowledged")
 	}
 }

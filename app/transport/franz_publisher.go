@@ -124,8 +124,15 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 		p.mu.Unlock()
 	}
 	if delivery != nil {
-		if !delivery.Queue(enqueue) {
-			return errRewound
+		for {
+			ok, wait := delivery.Queue(topic, enqueue)
+			if ok {
+				break
+			}
+			if wait == nil {
+				return errRewound
+			}
+			<-wait // an earlier answer of the key to another topic is not acknowledged yet
 		}
 	} else {
 		enqueue()

@@ -82,14 +82,14 @@ type Record struct {
 }
 
 // OrderingKey is the key a record with key waits on under ordering, and whether it waits at all.
-func OrderingKey(ordering Ordering, key []byte) (string, bool) {
+func OrderingKey(ordering Ordering, key string) (string, bool) {
 	switch ordering {
 	case ByPartition:
 		return "", true
 	case None:
 		return "", false
 	}
-	return string(key), len(key) > 0
+	return key, key != ""
 }
 
 type state uint8

@@ -53,7 +53,7 @@ func start(t *testing.T, ordering Ordering, window int, recs []rec) (*Partition,
 	e, tm := &edge{}, &timers{}
 	p := New(Config{Window: window, AfterFunc: tm.after}, e)
 	for i, r := range recs {
-		key, ordered := OrderingKey(ordering, []byte(r.key))
+		key, ordered := OrderingKey(ordering, r.key)
 		if !p.Admit(Record{Offset: int64(i), Key: key, Ordered: ordered, Held: 1, Msg: r.name}) {
 			t.Fatalf("record %s not admitted", r.name)
 		}

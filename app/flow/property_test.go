@@ -87,7 +87,7 @@ func runModel(t *testing.T, ordering Ordering, r *rand.Rand) {
 	for step := 0; step < 20_000 && !m.finished(n); step++ {
 		switch x := r.IntN(100); {
 		case x < 20 && m.next < n && m.p.Held() < m.window:
-			key, ordered := OrderingKey(ordering, []byte(m.keys[m.next]))
+			key, ordered := OrderingKey(ordering, m.keys[m.next])
 			m.p.Admit(Record{Offset: m.next, Key: key, Ordered: ordered, Held: 1})
 			m.next++
 		case x < 45:

@@ -73,6 +73,7 @@ type fetched struct {
 type outgoing struct {
 	msg *message.Message
 	ctx *messageContext
+	key string // the record key, shared with the source
 }
 
 // Pause implements flow.Pauser.
@@ -173,7 +174,7 @@ const MessageOverheadBytes = 32 << 10
 func (w *partitionWorker) admit(rec *kgo.Record) bool {
 	size := recordBytes(rec)
 	out := w.consumer.toMessage(rec)
-	key, ordered := flow.OrderingKey(w.consumer.cfg.Ordering, rec.Key)
+	key, ordered := flow.OrderingKey(w.consumer.cfg.Ordering, out.key)
 	ok := w.engine.Admit(flow.Record{
 		Offset: rec.Offset, Epoch: rec.LeaderEpoch, Key: key, Ordered: ordered,
 		Held: 2*size + MessageOverheadBytes, // the request, and its answer

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,14 +116,27 @@ func (m *messageContext) Value(key any) any {
 	return m.Context.Value(key)
 }
 
-func (c *consumer) messageContext(rec *kgo.Record) *messageContext {
-	return c.newMessageContext(middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: bytes.Clone(rec.Key)})
+// messageContext gives the message of rec its source. key is the message's one copy of the
+// record key, shared read-only by its source and its ordering key in the engine: a key is
+// counted once in the budget (with the request), and keys of 100 KB copied twice more made
+// the process's peak a third larger than values of the same size.
+func (c *consumer) messageContext(rec *kgo.Record, key string) *messageContext {
+	return c.newMessageContext(middleware.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: readOnlyBytes(key)})
+}
+
+// readOnlyBytes is s's bytes, without a copy; they must not be written.
+func readOnlyBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // toMessage reads a record with watermill-kafka's DefaultMarshaler conventions. The value is
 // copied: a record's value points into its whole fetched batch, which would otherwise stay in
 // memory for as long as any of its messages is in flight.
 func (c *consumer) toMessage(rec *kgo.Record) *outgoing {
+	key := string(rec.Key)
 	var uuid string
 	metadata := make(message.Metadata, len(rec.Headers))
 	for _, h := range rec.Headers {
@@ -135,9 +149,9 @@ func (c *consumer) toMessage(rec *kgo.Record) *outgoing {
 	}
 	msg := message.NewMessage(uuid, bytes.Clone(rec.Value))
 	msg.Metadata = metadata
-	ctx := c.messageContext(rec)
+	ctx := c.messageContext(rec, key)
 	msg.SetContext(ctx)
-	return &outgoing{msg: msg, ctx: ctx}
+	return &outgoing{msg: msg, ctx: ctx, key: key}
 }
 
 // FranzSource tells where a FranzSubscriber's message came from.

@@ -75,8 +75,10 @@ type Record struct {
 	// its key (see OrderingKey).
 	Key     string
 	Ordered bool
-	// Held is the bytes of the budget the record holds until it is answered or dropped.
-	Held int64
+	// Held is the bytes of the budget the record holds from its delivery until it is answered
+	// or dropped; Waiting, what it holds before, while it waits behind its key (its message,
+	// without the handler's goroutine nor its answer).
+	Held, Waiting int64
 	// Msg is the edge's message for the record; the engine does not look at it.
 	Msg any
 }
@@ -109,6 +111,8 @@ type entry struct {
 	sleep    time.Duration
 	out      int // deliveries of it still in the handlers
 	released bool
+	taken    int64 // bytes of the budget held
+	behind   bool  // admitted behind its key and not delivered yet
 	topic    string // where its answer was queued
 	key      *keyState
 	own      keyState // the key of a record that waits for nothing
@@ -119,6 +123,8 @@ type keyState struct {
 	entries []*entry
 	// out counts the key's deliveries in the handlers; a rewind waits for it to reach 0.
 	out int
+	// waiting is the bytes held by the key's records admitted behind it, not delivered yet.
+	waiting int64
 	// rewinding: stopped after a failure, waiting for its stale deliveries to return.
 	// scheduled: a redelivery is waiting for its pause.
 	rewinding, scheduled bool
@@ -131,6 +137,7 @@ type Partition struct {
 
 	mu      sync.Mutex
 	entries []*entry // held, in offset order, from the lowest record not yet answered
+	behind  int      // entries admitted behind their key, not delivered yet
 	keys    map[string]*keyState
 	stopped bool
 	out     int           // deliveries in the handlers
@@ -156,20 +163,48 @@ func New(cfg Config, edge Edge) *Partition {
 	return &Partition{cfg: cfg, edge: edge, keys: map[string]*keyState{}, stop: make(chan struct{})}
 }
 
-// Admit holds rec once a slot of the window is free and the budget has room for rec.Held, and
-// delivers it unless it waits for its key. Records are admitted in offset order, by one
-// goroutine. False if the partition stopped first. A partition holding nothing takes its room
-// without waiting: what fills the budget may be its own fetched batch, freed only as its records
-// are admitted, so every partition can always move.
+// Admit holds rec, in offset order (one goroutine admits), and delivers it unless it waits for
+// its key; false if the partition stopped first. It waits first for the window: at most Window
+// of the partition's records held, not counting those that wait behind their key. So records of
+// other keys behind a key's backlog go on: the look-ahead past a busy key is bounded by bytes,
+// the budget and the key's fair share of it, not by the window. A record that waits behind its
+// key holds rec.Waiting bytes of the budget, and rec.Held from its delivery; a key's waiting
+// records hold at most a FairShare of the budget, so that one key cannot take it all. A partition
+// holding nothing takes its room without waiting: what fills the budget may be its own fetched
+// batch, freed only as its records are admitted, so every partition can always move.
 func (p *Partition) Admit(rec Record) bool {
+	b := p.cfg.Budget
 	for {
 		p.mu.Lock()
 		if p.stopped {
 			p.mu.Unlock()
 			return false
 		}
-		if len(p.entries) < p.cfg.Window {
-			break
+		k := p.keyOf(rec)
+		behind := rec.Ordered && k != nil && k.busy()
+		cost := rec.Held
+		if behind {
+			cost = min(rec.Waiting, rec.Held)
+		}
+		room := len(p.entries)-p.behind < p.cfg.Window &&
+			(!behind || k.waiting == 0 || k.waiting+cost <= b.Limit()/FairShare)
+		alone := len(p.entries) == 0
+		if room {
+			released := b.Released()
+			if alone {
+				b.Force(cost)
+			} else if !b.TryAcquire(cost) {
+				p.mu.Unlock()
+				select {
+				case <-released:
+				case <-p.stop:
+					return false
+				}
+				continue
+			}
+			p.add(rec, k, behind, cost)
+			p.mu.Unlock()
+			return true
 		}
 		if p.freed == nil {
 			p.freed = make(chan struct{})
@@ -182,37 +217,36 @@ func (p *Partition) Admit(rec Record) bool {
 			return false
 		}
 	}
-	alone := len(p.entries) == 0
-	p.mu.Unlock() // the window has a slot, and only this goroutine takes slots
-	b := p.cfg.Budget
-	for !alone {
-		released := b.Released()
-		if b.TryAcquire(rec.Held) {
-			break
-		}
-		select {
-		case <-released:
-		case <-p.stop:
-			return false
-		}
-		p.mu.Lock()
-		alone = len(p.entries) == 0
-		p.mu.Unlock()
-	}
-	if alone {
-		b.Force(rec.Held)
-	}
+}
 
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped {
-		b.Release(rec.Held)
-		return false
+// FairShare is the part of the budget one key's waiting records may hold: a quarter.
+const FairShare = 4
+
+func (p *Partition) keyOf(rec Record) *keyState {
+	if !rec.Ordered {
+		return nil
 	}
-	e := &entry{Record: rec, sleep: p.cfg.ResendSleep}
+	return p.keys[rec.Key]
+}
+
+// busy tells whether a record of k admitted now would wait for it.
+func (k *keyState) busy() bool {
+	if k.rewinding || k.scheduled {
+		return true
+	}
+	for _, e := range k.entries {
+		if e.state != queued && e.state != acked {
+			return true
+		}
+	}
+	return false
+}
+
+// add holds rec, which holds cost bytes of the budget, and delivers it if its key lets it.
+func (p *Partition) add(rec Record, k *keyState, behind bool, cost int64) {
+	e := &entry{Record: rec, sleep: p.cfg.ResendSleep, taken: cost, behind: behind}
 	if rec.Ordered {
-		k, ok := p.keys[rec.Key]
-		if !ok {
+		if k == nil {
 			k = &keyState{}
 			p.keys[rec.Key] = k
 		}
@@ -220,10 +254,13 @@ func (p *Partition) Admit(rec Record) bool {
 	} else {
 		e.key = &e.own
 	}
+	if behind {
+		p.behind++
+		k.waiting += cost
+	}
 	e.key.entries = append(e.key.entries, e)
 	p.entries = append(p.entries, e)
 	p.release(e.key)
-	return true
 }
 
 // Stop ends the partition: nothing more is admitted or delivered, and what waits is dropped.
@@ -393,6 +430,18 @@ func (p *Partition) release(k *keyState) {
 }
 
 func (p *Partition) deliver(e *entry) {
+	if e.behind {
+		// From now on it holds its whole room: forced, since the engine cannot wait here. The
+		// key's previous record is on its way out meanwhile.
+		e.behind = false
+		p.behind--
+		e.key.waiting -= e.taken
+		if more := e.Held - e.taken; more > 0 {
+			p.cfg.Budget.Force(more)
+			e.taken = e.Held
+		}
+		p.wakeAdmission()
+	}
 	e.state = delivered
 	e.out++
 	e.key.out++
@@ -471,7 +520,7 @@ func (p *Partition) commit() {
 		}
 		if !e.released {
 			e.released = true
-			p.cfg.Budget.Release(e.Held)
+			p.cfg.Budget.Release(e.taken)
 		}
 		n++
 	}
@@ -482,6 +531,11 @@ func (p *Partition) commit() {
 	clear(p.entries[:n])
 	p.entries = p.entries[n:]
 	p.edge.MarkCommit(last.Epoch, last.Offset+1)
+	p.wakeAdmission()
+}
+
+// wakeAdmission wakes an Admit waiting for the window or its key's fair share.
+func (p *Partition) wakeAdmission() {
 	if p.freed != nil {
 		close(p.freed)
 		p.freed = nil
@@ -492,7 +546,7 @@ func (p *Partition) commit() {
 func (p *Partition) dropIfStopped(e *entry) {
 	if p.stopped && e.out == 0 && !e.released {
 		e.released = true
-		p.cfg.Budget.Release(e.Held)
+		p.cfg.Budget.Release(e.taken)
 	}
 }
 

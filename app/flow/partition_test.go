@@ -2,6 +2,7 @@ package flow
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,45 @@ func TestAnAnswerToAnotherTopicWaitsForTheEarlierOnesAck(t *testing.T) {
 	<-wait
 	if ok, _ := c.Queue("failed", nil); !ok {
 		t.Fatal("refused once the earlier answer was acknowledged")
+	}
+}
+
+// Records waiting behind a busy key do not count in the window: the records of other keys behind
+// a key's backlog go on, as far as the budget and the key's fair share of it let them.
+func TestOtherKeysGoOnPastAKeysBacklog(t *testing.T) {
+	hot := []rec{{"hot", "h0"}, {"hot", "h1"}, {"hot", "h2"}, {"hot", "h3"}, {"hot", "h4"}, {"cold", "c"}}
+	_, e, _ := start(t, ByKey, 2, hot)
+	if got := names(e.take()); got != "h0 c" {
+		t.Fatalf("delivered %q with a window of 2, want h0 and c past the hot key's backlog", got)
+	}
+}
+
+func TestAKeysBacklogHoldsAtMostItsFairShareOfTheBudget(t *testing.T) {
+	b := budget.New(400) // a key's waiting records: at most 100 bytes
+	e := &edge{}
+	p := New(Config{Window: 100, Budget: b}, e)
+	admit := func(i int) bool {
+		return p.Admit(Record{Offset: int64(i), Key: "hot", Ordered: true, Held: 50, Waiting: 40, Msg: strconv.Itoa(i)})
+	}
+	for i := range 3 { // one delivered, two behind it
+		admit(i)
+	}
+	if used := b.Used(); used != 50+40+40 {
+		t.Fatalf("budget used %d, want 130 (the delivered record's 50, 40 each behind it)", used)
+	}
+	admitted := make(chan bool)
+	go func() { admitted <- admit(3) }()
+	select {
+	case <-admitted:
+		t.Fatal("a third record admitted behind the key past its fair share")
+	case <-time.After(50 * time.Millisecond):
+	}
+	first := e.take()[0]
+	first.Queue("t", nil) // the second goes: one behind left
+	if !<-admitted {
+		t.Fatal("not admitted")
+	}
+	if used := b.Used(); used != 50+50+40+40 {
+		t.Fatalf("budget used %d, want 180", used)
 	}
 }

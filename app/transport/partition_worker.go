@@ -168,6 +168,12 @@ func (w *partitionWorker) run() {
 // 0, 2 or 10 ms write (docs/performance.md).
 const MessageOverheadBytes = 32 << 10
 
+// WaitingOverheadBytes is what a message waiting behind its key is counted at beyond its
+// request's bytes: its Watermill message, metadata, context and the engine's entry (under 1 KiB
+// live), with room for the heap to grow. It takes MessageOverheadBytes and its answer's room
+// once delivered.
+const WaitingOverheadBytes = 2 << 10
+
 // admit hands rec to the engine, which delivers it once its window, the budget and its key let
 // it; false when the partition stopped. The record itself is recycled here: the message has
 // copies of all it needs.
@@ -177,8 +183,9 @@ func (w *partitionWorker) admit(rec *kgo.Record) bool {
 	key, ordered := flow.OrderingKey(w.consumer.cfg.Ordering, out.key)
 	ok := w.engine.Admit(flow.Record{
 		Offset: rec.Offset, Epoch: rec.LeaderEpoch, Key: key, Ordered: ordered,
-		Held: 2*size + MessageOverheadBytes, // the request, and its answer
-		Msg:  out,
+		Held:    2*size + MessageOverheadBytes, // the request, and its answer
+		Waiting: size + WaitingOverheadBytes,
+		Msg:     out,
 	})
 	w.consumer.recycle(rec)
 	return ok

@@ -111,8 +111,8 @@ type entry struct {
 	sleep    time.Duration
 	out      int // deliveries of it still in the handlers
 	released bool
-	taken    int64 // bytes of the budget held
-	behind   bool  // admitted behind its key and not delivered yet
+	taken    int64  // bytes of the budget held
+	behind   bool   // admitted behind its key and not delivered yet
 	topic    string // where its answer was queued
 	key      *keyState
 	own      keyState // the key of a record that waits for nothing

@@ -36,6 +36,12 @@ type partitionWorker struct {
 	ready   []flow.Delivery
 	wake    chan struct{}
 
+	// sent queues the deliveries sent to the router, in the order sent, for awaitAcks: one
+	// goroutine a partition waits for their acks in turn, rather than one a message. Its
+	// capacity bounds what is in the router (the window and the deliveries of keys ahead of it).
+	sent     chan sentMessage
+	sendDone chan struct{} // closed when sendReady returns
+
 	// mark is the argument to MarkCommitOffsets, kept to save two maps per message; only the
 	// engine, under its lock, uses it.
 	mark map[string]map[int32]kgo.EpochOffset
@@ -49,6 +55,8 @@ func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
 		wake:      make(chan struct{}, 1),
 		mark:      map[string]map[int32]kgo.EpochOffset{c.topic: {partition: {}}},
 	}
+	w.sent = make(chan sentMessage, max(c.cfg.Window, 1)*2)
+	w.sendDone = make(chan struct{})
 	w.position.Store(-1)
 	w.fetches = flow.NewFetches[fetched](w)
 	w.engine = flow.New(flow.Config{
@@ -227,6 +235,7 @@ func (w *partitionWorker) MarkCommit(epoch int32, next int64) {
 // partition stops; what it can no longer send is given back to the engine as not answered.
 func (w *partitionWorker) sendReady() {
 	defer w.consumer.senders.Done()
+	defer close(w.sendDone)
 	var batch []flow.Delivery
 	for {
 		select {
@@ -285,24 +294,53 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 	case <-w.stop:
 		return false
 	}
-	go w.awaitAck(d, msg)
+	w.sent <- sentMessage{d, msg}
 	return true
 }
 
-// awaitAck tells the engine whether the router acked or nacked msg; a message still in the router
-// when the drain times out is given up.
-func (w *partitionWorker) awaitAck(d flow.Delivery, msg *message.Message) {
-	select {
-	case <-msg.Acked():
-		d.Done(true)
-	case <-msg.Nacked():
-		d.Done(false)
-	case <-w.consumer.msgCtx.Done():
-		select { // an ack wins over a drain that timed out meanwhile
-		case <-msg.Acked():
-			d.Done(true)
+// sentMessage is a delivery in the router.
+type sentMessage struct {
+	d   flow.Delivery
+	msg *message.Message
+}
+
+// awaitAcks tells the engine, for each message sent to the router in turn, whether it was acked
+// or nacked; a message still in the router when the drain times out is given up. Waiting in the
+// order sent costs one goroutine a partition instead of one a message; under load the messages
+// behind a slow one are mostly acked already when their turn comes. The engine needs no earlier
+// word: a key's next message goes when the answer is queued, and a rewind or the commit waits
+// for these in any case.
+func (w *partitionWorker) awaitAcks() {
+	defer w.consumer.senders.Done()
+	for {
+		var s sentMessage
+		select {
+		case s = <-w.sent:
 		default:
-			d.Done(false)
+			select {
+			case s = <-w.sent:
+			case <-w.sendDone:
+				return // sendReady is gone and everything it sent is seen to
+			}
+		}
+		select {
+		case <-s.msg.Acked():
+			s.d.Done(true)
+			continue
+		default:
+		}
+		select {
+		case <-s.msg.Acked():
+			s.d.Done(true)
+		case <-s.msg.Nacked():
+			s.d.Done(false)
+		case <-w.consumer.msgCtx.Done():
+			select { // an ack wins over a drain that timed out meanwhile
+			case <-s.msg.Acked():
+				s.d.Done(true)
+			default:
+				s.d.Done(false)
+			}
 		}
 	}
 }

@@ -16,9 +16,10 @@ func (c *consumer) worker(partition int32) *partitionWorker {
 	if !ok {
 		w = newPartitionWorker(c, partition)
 		c.partitions[partition] = w
-		c.senders.Add(2)
+		c.senders.Add(3)
 		go w.run()
 		go w.sendReady()
+		go w.awaitAcks()
 	}
 	return w
 }

@@ -33,8 +33,8 @@ type FranzSubscriberConfig struct {
 	ConsumerGroup string
 	// ResetOffset is where a new group starts: kgo.NewOffset().AtStart() or .AtEnd().
 	ResetOffset kgo.Offset
-	// Window is how many messages of one partition may be in flight at once, counted from the
-	// lowest one not yet acked; 1 keeps each partition in strict order.
+	// Window is how many messages of one partition may be held at once, counted from the lowest
+	// one not yet acked, besides those waiting behind their key (flow.Config.Window).
 	Window int
 	// NackResendSleep is the pause before a nacked message is delivered again; it doubles with
 	// each further nack of the same message, up to MaxNackResendSleep, so that a partition whose

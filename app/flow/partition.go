@@ -300,10 +300,16 @@ func (p *Partition) Held() int {
 // Delivery is one handing of a record to the handlers. Its methods tell the engine what became
 // of it; a stale delivery (its record rewound or redelivered since) counts only as returned.
 type Delivery struct {
-	p   *Partition
-	e   *entry
-	gen uint32
+	p     *Partition
+	e     *entry
+	gen   uint32
+	topUp int64
 }
+
+// TopUp is the bytes of the budget the edge must take for the delivery before it hands it over
+// (Budget.TryAcquire, waiting for room; Force when it gives up): a record that waited behind its
+// key held only its Waiting bytes, and the engine counts its whole room from its delivery.
+func (d Delivery) TopUp() int64 { return d.topUp }
 
 // Msg is the edge's message for the record.
 func (d Delivery) Msg() any { return d.e.Msg }
@@ -430,23 +436,22 @@ func (p *Partition) release(k *keyState) {
 }
 
 func (p *Partition) deliver(e *entry) {
+	var more int64
 	if e.behind {
-		// From now on it holds its whole room: forced, since the engine cannot wait here. The
-		// key's previous record is on its way out meanwhile.
+		// From now on it holds its whole room; the edge takes the rest of it (TopUp) before it
+		// hands the message over, since the engine cannot wait here.
 		e.behind = false
 		p.behind--
 		e.key.waiting -= e.taken
-		if more := e.Held - e.taken; more > 0 {
-			p.cfg.Budget.Force(more)
-			e.taken = e.Held
-		}
+		more = max(e.Held-e.taken, 0)
+		e.taken += more
 		p.wakeAdmission()
 	}
 	e.state = delivered
 	e.out++
 	e.key.out++
 	p.out++
-	p.edge.Deliver(Delivery{p: p, e: e, gen: e.gen})
+	p.edge.Deliver(Delivery{p: p, e: e, gen: e.gen, topUp: more})
 }
 
 // laterHandedOn tells whether a record of e's key after e has been handed to the handlers.

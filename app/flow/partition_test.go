@@ -14,9 +14,15 @@ import (
 type edge struct {
 	delivered []Delivery
 	commits   []int64
+	budget    *budget.Budget // takes the deliveries' top-ups, when set
 }
 
-func (e *edge) Deliver(d Delivery)             { e.delivered = append(e.delivered, d) }
+func (e *edge) Deliver(d Delivery) {
+	if e.budget != nil {
+		e.budget.Force(d.TopUp())
+	}
+	e.delivered = append(e.delivered, d)
+}
 func (e *edge) MarkCommit(_ int32, next int64) { e.commits = append(e.commits, next) }
 func (e *edge) committed() int64               { return lastOr(e.commits, 0) }
 func lastOr(s []int64, or int64) int64         { return append([]int64{or}, s...)[len(s)] }
@@ -304,7 +310,7 @@ func TestOtherKeysGoOnPastAKeysBacklog(t *testing.T) {
 
 func TestAKeysBacklogHoldsAtMostItsFairShareOfTheBudget(t *testing.T) {
 	b := budget.New(400) // a key's waiting records: at most 100 bytes
-	e := &edge{}
+	e := &edge{budget: b}
 	p := New(Config{Window: 100, Budget: b}, e)
 	admit := func(i int) bool {
 		return p.Admit(Record{Offset: int64(i), Key: "hot", Ordered: true, Held: 50, Waiting: 40, Msg: strconv.Itoa(i)})

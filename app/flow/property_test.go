@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/pingpong/pingpong/app/budget"
 )
 
 // The engine's promises under random events: deliveries answered, nacked or failing in any
@@ -16,7 +18,8 @@ import (
 //   - the answers that reach the topic leave in request order per key: when the answer of a
 //     record lands, every earlier record of its key has had an answer land before it (answers
 //     given again after a rewind or a takeover count: they repeat, they do not overtake);
-//   - every record is answered in the end, and the commit reaches the end.
+//   - every record is answered in the end, the commit reaches the end, and the budget is all
+//     given back.
 func TestPropertyAnswersKeepTheirKeysOrderAndCommitsNeverPassAnUnansweredRecord(t *testing.T) {
 	for _, ordering := range []Ordering{ByKey, ByPartition} {
 		for seed := range uint64(300) {
@@ -59,9 +62,11 @@ type model struct {
 	next     int64 // the next offset to admit
 	p        *Partition
 	window   int
+	budget   *budget.Budget
 }
 
 func (m *model) Deliver(d Delivery) {
+	m.budget.Force(d.TopUp())
 	m.handlers = append(m.handlers, &inFlight{d: d, offset: d.e.Offset})
 }
 
@@ -79,7 +84,7 @@ func (m *model) MarkCommit(_ int32, next int64) {
 
 func runModel(t *testing.T, ordering Ordering, r *rand.Rand) {
 	const n = 60
-	m := &model{t: t, r: r, ordering: ordering, landed: map[string][]int64{}, answered: map[int64]bool{}, window: 1 + r.IntN(8)}
+	m := &model{t: t, r: r, ordering: ordering, landed: map[string][]int64{}, answered: map[int64]bool{}, window: 1 + r.IntN(8), budget: budget.New(1 << 20)}
 	for range n {
 		m.keys = append(m.keys, fmt.Sprintf("k%d", r.IntN(4)))
 	}
@@ -88,7 +93,7 @@ func runModel(t *testing.T, ordering Ordering, r *rand.Rand) {
 		switch x := r.IntN(100); {
 		case x < 20 && m.next < n && m.p.Held() < m.window:
 			key, ordered := OrderingKey(ordering, m.keys[m.next])
-			m.p.Admit(Record{Offset: m.next, Key: key, Ordered: ordered, Held: 1})
+			m.p.Admit(Record{Offset: m.next, Key: key, Ordered: ordered, Held: 5, Waiting: 2})
 			m.next++
 		case x < 45:
 			m.handle()
@@ -108,13 +113,16 @@ func runModel(t *testing.T, ordering Ordering, r *rand.Rand) {
 			t.Fatalf("offset %d never answered", o)
 		}
 	}
+	if used := m.budget.Used(); used != 0 {
+		t.Fatalf("%d bytes of the budget still held once everything was answered", used)
+	}
 }
 
 func (m *model) finished(n int64) bool { return m.commit == n }
 
 // takeOver starts the partition again from its committed offset, as its next owner.
 func (m *model) takeOver() {
-	m.p = New(Config{Window: m.window, AfterFunc: m.timers.after}, m)
+	m.p = New(Config{Window: m.window, AfterFunc: m.timers.after, Budget: m.budget}, m)
 	m.next = m.commit
 }
 

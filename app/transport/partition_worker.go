@@ -41,6 +41,7 @@ type partitionWorker struct {
 	// capacity bounds what is in the router (the window and the deliveries of keys ahead of it).
 	sent     chan sentMessage
 	sendDone chan struct{} // closed when sendReady returns
+	inRouter atomic.Int64  // messages sent and not yet acked or nacked
 
 	// mark is the argument to MarkCommitOffsets, kept to save two maps per message; only the
 	// engine, under its lock, uses it.
@@ -280,6 +281,9 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 		return false // stopping: prefer not to start another message
 	default:
 	}
+	if n := d.TopUp(); n > 0 && !w.reserve(n) {
+		return false
+	}
 	out := d.Msg().(*outgoing)
 	msg := out.msg
 	ctx := out.ctx
@@ -294,8 +298,33 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 	case <-w.stop:
 		return false
 	}
+	w.inRouter.Add(1)
 	w.sent <- sentMessage{d, msg}
 	return true
+}
+
+// reserve takes n bytes of the budget for a message about to be handed over, waiting for room
+// unless none of the partition's messages is in the router (then nothing of its own would free
+// any: it takes the room at once, so every partition can always move). If the partition stops
+// first it takes the room anyway, for the engine's count, which releases it, and says false.
+func (w *partitionWorker) reserve(n int64) bool {
+	b := w.consumer.budget
+	for {
+		released := b.Released()
+		if b.TryAcquire(n) {
+			return true
+		}
+		if w.inRouter.Load() == 0 {
+			b.Force(n)
+			return true
+		}
+		select {
+		case <-released:
+		case <-w.stop:
+			b.Force(n)
+			return false
+		}
+	}
 }
 
 // sentMessage is a delivery in the router.
@@ -323,24 +352,29 @@ func (w *partitionWorker) awaitAcks() {
 				return // sendReady is gone and everything it sent is seen to
 			}
 		}
-		select {
-		case <-s.msg.Acked():
-			s.d.Done(true)
-			continue
+		s.d.Done(w.acked(s.msg))
+		w.inRouter.Add(-1)
+	}
+}
+
+// acked waits for msg's ack or nack, or the drain's end.
+func (w *partitionWorker) acked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+	}
+	select {
+	case <-msg.Acked():
+		return true
+	case <-msg.Nacked():
+		return false
+	case <-w.consumer.msgCtx.Done():
+		select { // an ack wins over a drain that timed out meanwhile
+		case <-msg.Acked():
+			return true
 		default:
-		}
-		select {
-		case <-s.msg.Acked():
-			s.d.Done(true)
-		case <-s.msg.Nacked():
-			s.d.Done(false)
-		case <-w.consumer.msgCtx.Done():
-			select { // an ack wins over a drain that timed out meanwhile
-			case <-s.msg.Acked():
-				s.d.Done(true)
-			default:
-				s.d.Done(false)
-			}
+			return false
 		}
 	}
 }

@@ -169,7 +169,8 @@ func New(cfg Config, edge Edge) *Partition {
 // other keys behind a key's backlog go on: the look-ahead past a busy key is bounded by bytes,
 // the budget and the key's fair share of it, not by the window. A record that waits behind its
 // key holds rec.Waiting bytes of the budget, and rec.Held from its delivery; a key's waiting
-// records hold at most a FairShare of the budget, so that one key cannot take it all. A partition
+// records hold at most a FairShare of the budget, so that one key cannot take it all, and none
+// is admitted behind its key once the budget is half used (LookAheadShare). A partition
 // holding nothing takes its room without waiting: what fills the budget may be its own fetched
 // batch, freed only as its records are admitted, so every partition can always move.
 func (p *Partition) Admit(rec Record) bool {
@@ -187,7 +188,8 @@ func (p *Partition) Admit(rec Record) bool {
 			cost = min(rec.Waiting, rec.Held)
 		}
 		room := len(p.entries)-p.behind < p.cfg.Window &&
-			(!behind || k.waiting == 0 || k.waiting+cost <= b.Limit()/FairShare)
+			(!behind || b.Used()+cost <= b.Limit()/LookAheadShare &&
+				(k.waiting == 0 || k.waiting+cost <= b.Limit()/FairShare))
 		alone := len(p.entries) == 0
 		if room {
 			released := b.Released()
@@ -210,9 +212,11 @@ func (p *Partition) Admit(rec Record) bool {
 			p.freed = make(chan struct{})
 		}
 		freed := p.freed
+		released := b.Released()
 		p.mu.Unlock()
 		select {
 		case <-freed:
+		case <-released:
 		case <-p.stop:
 			return false
 		}
@@ -221,6 +225,10 @@ func (p *Partition) Admit(rec Record) bool {
 
 // FairShare is the part of the budget one key's waiting records may hold: a quarter.
 const FairShare = 4
+
+// LookAheadShare is the part of the budget past which no record is admitted behind its key:
+// half, so that the records handed on keep room for the rest of theirs (Delivery.TopUp).
+const LookAheadShare = 2
 
 func (p *Partition) keyOf(rec Record) *keyState {
 	if !rec.Ordered {

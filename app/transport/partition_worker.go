@@ -42,6 +42,8 @@ type partitionWorker struct {
 	sent     chan sentMessage
 	sendDone chan struct{} // closed when sendReady returns
 	inRouter atomic.Int64  // messages sent and not yet acked or nacked
+	// routerEmpty wakes reserve when inRouter drops to 0.
+	routerEmpty chan struct{}
 
 	// mark is the argument to MarkCommitOffsets, kept to save two maps per message; only the
 	// engine, under its lock, uses it.
@@ -58,6 +60,7 @@ func newPartitionWorker(c *consumer, partition int32) *partitionWorker {
 	}
 	w.sent = make(chan sentMessage, max(c.cfg.Window, 1)*2)
 	w.sendDone = make(chan struct{})
+	w.routerEmpty = make(chan struct{}, 1)
 	w.position.Store(-1)
 	w.fetches = flow.NewFetches[fetched](w)
 	w.engine = flow.New(flow.Config{
@@ -320,6 +323,7 @@ func (w *partitionWorker) reserve(n int64) bool {
 		}
 		select {
 		case <-released:
+		case <-w.routerEmpty:
 		case <-w.stop:
 			b.Force(n)
 			return false
@@ -353,7 +357,12 @@ func (w *partitionWorker) awaitAcks() {
 			}
 		}
 		s.d.Done(w.acked(s.msg))
-		w.inRouter.Add(-1)
+		if w.inRouter.Add(-1) == 0 {
+			select { // reserve waits for this as well as for room
+			case w.routerEmpty <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 

@@ -535,6 +535,7 @@ func (p *Partition) commit() {
 			e.released = true
 			p.cfg.Budget.Release(e.taken)
 		}
+		e.Msg = nil // a delivery kept in an answer's context must not keep the request alive
 		n++
 	}
 	if n == 0 {
@@ -559,6 +560,7 @@ func (p *Partition) wakeAdmission() {
 func (p *Partition) dropIfStopped(e *entry) {
 	if p.stopped && e.out == 0 && !e.released {
 		e.released = true
+		e.Msg = nil
 		p.cfg.Budget.Release(e.taken)
 	}
 }

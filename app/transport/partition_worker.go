@@ -192,15 +192,15 @@ const WaitingOverheadBytes = 2 << 10
 func (w *partitionWorker) admit(rec *kgo.Record) bool {
 	size := recordBytes(rec)
 	out := w.consumer.toMessage(rec)
+	offset, epoch := rec.Offset, rec.LeaderEpoch
+	w.consumer.recycle(rec) // before a wait for room: its fetched batch may be all that holds it
 	key, ordered := flow.OrderingKey(w.consumer.cfg.Ordering, out.key)
-	ok := w.engine.Admit(flow.Record{
-		Offset: rec.Offset, Epoch: rec.LeaderEpoch, Key: key, Ordered: ordered,
+	return w.engine.Admit(flow.Record{
+		Offset: offset, Epoch: epoch, Key: key, Ordered: ordered,
 		Held:    2*size + MessageOverheadBytes, // the request, and its answer
 		Waiting: size + WaitingOverheadBytes,
 		Msg:     out,
 	})
-	w.consumer.recycle(rec)
-	return ok
 }
 
 // admitUndecodable hands over the message that stands for an undecodable batch; its offset is

@@ -357,11 +357,16 @@ func (w *partitionWorker) awaitAcks() {
 			}
 		}
 		s.d.Done(w.acked(s.msg))
-		if w.inRouter.Add(-1) == 0 {
-			select { // reserve waits for this as well as for room
-			case w.routerEmpty <- struct{}{}:
-			default:
-			}
+		w.returned()
+	}
+}
+
+// returned counts a message out of the router, and wakes reserve once none is left.
+func (w *partitionWorker) returned() {
+	if w.inRouter.Add(-1) == 0 {
+		select {
+		case w.routerEmpty <- struct{}{}:
+		default: // reserve has a wake-up waiting already
 		}
 	}
 }

@@ -247,7 +247,7 @@ const (
 func (t *Transport) AddFlags(fs *pflag.FlagSet) {
 	b := binder{fs}
 	b.String(&t.Name, "KAFKA_TRANSPORT", TransportFranz, "Kafka client of the router: franz-go (pipelined, batched) or watermill-kafka (one message per partition at a time)")
-	b.Int(&t.PartitionWindow, "KAFKA_PARTITION_WINDOW", 1024, "franz-go: most messages of one partition in flight at once, counted from the lowest not yet acknowledged, within MEMORY_BUDGET_BYTES")
+	b.Int(&t.PartitionWindow, "KAFKA_PARTITION_WINDOW", 1024, "franz-go: most messages of one partition held at once, counted from the lowest not yet acknowledged, besides those waiting behind their key; within MEMORY_BUDGET_BYTES")
 	b.Duration(&t.ProducerLinger, "KAFKA_PRODUCER_LINGER", 0, "franz-go: how long a batch waits for more answers before it is sent; 0 still batches what arrives while a request is in flight")
 	b.Int(&t.ProducerBatchBytes, "KAFKA_PRODUCER_BATCH_BYTES", 1000012, "franz-go: largest batch of answers; at most the answer topics' max.message.bytes (checked at start-up)")
 	b.String(&t.ProducerCompression, "KAFKA_PRODUCER_COMPRESSION", "snappy", "franz-go: compression of answer batches: none, gzip, snappy, lz4 or zstd")

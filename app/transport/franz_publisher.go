@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/app/flow"
 )
 
 // uuidHeader carries the Watermill message UUID, as in watermill-kafka.
@@ -29,6 +31,13 @@ const uuidHeader = kafka.UUIDHeaderKey
 // request of a connection at a time; when idle, a lone answer still goes out at once. A flight
 // whose records take longer than maxFlightWait (a broker retrying, the poison queue's topic
 // down) lets the next one go rather than hold every answer behind it.
+//
+// When the messages of a Publish call are answers to a FranzSubscriber's message, the subscriber
+// is told once they are in the pending list (flow.Delivery.Queue), in the order they will be
+// produced: the request's key may then go on to its next message without waiting for the broker,
+// since the producer keeps one partition's records in order and an answer's partition follows
+// from its key. A record that fails is reported too (flow.Delivery.Failed): its key rewinds. An
+// answer of a key that has rewound is refused (errRewound), never produced.
 //
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
 // _watermill_message_uuid) and the key its RecordKey gives, like the Sarama path.
@@ -49,10 +58,17 @@ type FranzPublisher struct {
 
 // pendingRecord is a record handed to Publish and not yet to the producer.
 type pendingRecord struct {
-	ctx     context.Context
-	rec     *kgo.Record
-	promise func(*kgo.Record, error)
+	ctx      context.Context
+	rec      *kgo.Record
+	promise  func(*kgo.Record, error)
+	delivery *flow.Delivery // of the request answered, if a FranzSubscriber delivered it
 }
+
+// errRewound refuses an answer whose key rewound after an earlier answer of it failed: the
+// request is delivered again once the key starts over from the failed one. It wraps
+// context.Canceled so that Retry does not retry it nor the poison queue answer it
+// (middleware.Transient).
+var errRewound = fmt.Errorf("an earlier answer of the same key failed to publish; the key is answered again from that request: %w", context.Canceled)
 
 // maxFlightWait bounds how long the next flight waits for the one before it to be acknowledged.
 const maxFlightWait = 100 * time.Millisecond
@@ -73,18 +89,29 @@ func NewFranzPublisher(key RecordKey, opts ...kgo.Opt) (*FranzPublisher, error) 
 func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	acks := &acknowledgements{}
 	records := make([]pendingRecord, 0, len(msgs))
-	for _, msg := range msgs {
+	var delivery *flow.Delivery // of every message, or nil
+	for i, msg := range msgs {
 		rec, err := toRecord(topic, msg, p.key.keyOf(msg))
 		if err != nil {
 			return err
 		}
-		records = append(records, pendingRecord{ctx: produceContext(msg), rec: rec, promise: func(_ *kgo.Record, err error) {
+		ctx := produceContext(msg)
+		d, _ := ctx.Value(deliveryKey{}).(*flow.Delivery)
+		if i == 0 {
+			delivery = d
+		} else if d != delivery {
+			delivery = nil // answers to several requests: told nothing, their keys wait for the acks
+		}
+		records = append(records, pendingRecord{ctx: ctx, rec: rec, delivery: d, promise: func(_ *kgo.Record, err error) {
+			if err != nil && d != nil {
+				d.Failed()
+			}
 			acks.done(msg, err)
 		}})
 	}
-	acks.wg.Add(len(records))
 	select {
-	case <-p.closed: // closing: no more flights, straight to the producer
+	case <-p.closed: // closing: no more flights, straight to the producer, and no signal
+		acks.wg.Add(len(records))
 		for _, r := range records {
 			p.client.Produce(r.ctx, r.rec, r.promise)
 		}
@@ -92,9 +119,26 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 		return errors.Join(acks.errs...)
 	default:
 	}
-	p.mu.Lock()
-	p.pending = append(p.pending, records...)
-	p.mu.Unlock()
+	acks.wg.Add(len(records)) // before any can be produced
+	enqueue := func() {
+		p.mu.Lock()
+		p.pending = append(p.pending, records...)
+		p.mu.Unlock()
+	}
+	if delivery != nil {
+		for {
+			ok, wait := delivery.Queue(topic, enqueue)
+			if ok {
+				break
+			}
+			if wait == nil {
+				return errRewound
+			}
+			<-wait // an earlier answer of the key to another topic is not acknowledged yet
+		}
+	} else {
+		enqueue()
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default: // sendFlights has been woken already
@@ -135,6 +179,15 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 	var remaining atomic.Int64
 	remaining.Store(int64(len(flight)))
 	for _, r := range flight {
+		if r.delivery != nil && r.delivery.Stale() {
+			// Its key rewound while it waited: an earlier answer of the key failed, and this
+			// one must not land before that one's next attempt.
+			r.promise(r.rec, errRewound)
+			if remaining.Add(-1) == 0 {
+				close(acked)
+			}
+			continue
+		}
 		p.client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
 			p.recreated.failed(p.client, rec.Topic, err)
 			r.promise(rec, err)

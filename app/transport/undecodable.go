@@ -24,16 +24,9 @@ import (
 
 // skipUndecodable starts skipping the partition's undecodable batch, unless it is at it already.
 func (w *partitionWorker) skipUndecodable() {
-	w.queueMu.Lock()
-	if w.skipping {
-		w.queueMu.Unlock()
-		return
+	if w.fetches.Skipping(true) {
+		go w.skip(w.position.Load())
 	}
-	w.skipping = true
-	w.updatePause()
-	from := w.position
-	w.queueMu.Unlock()
-	go w.skip(from)
 }
 
 // undecodableRetry is how long a partition waits before trying to find its undecodable batch
@@ -60,10 +53,7 @@ func (w *partitionWorker) skip(from int64) {
 		w.enqueue(fetched{undecodable: batch, epoch: epoch})
 		c.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{c.topic: {w.partition: {Epoch: epoch, Offset: batch.LastOffset + 1}}})
 	}
-	w.queueMu.Lock()
-	w.skipping = false
-	w.updatePause() // fetched again: past the batch, or at it to try once more
-	w.queueMu.Unlock()
+	w.fetches.Skipping(false) // fetched again: past the batch, or at it to try once more
 }
 
 // maxBatchesWalked bounds the raw fetches that look for the undecodable batch from a position.

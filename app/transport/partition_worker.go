@@ -295,14 +295,19 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 		ctx = ctx.redelivery()
 	}
 	ctx.delivery = d
+	// Watermill's promise (its pub/sub suite's TestMessageCtx): a message's context is canceled
+	// once the message is acked or nacked.
+	var cancel context.CancelFunc
+	ctx.Context, cancel = context.WithCancel(w.consumer.msgCtx)
 	msg.SetContext(ctx)
 	select {
 	case w.consumer.out <- msg:
 	case <-w.stop:
+		cancel()
 		return false
 	}
 	w.inRouter.Add(1)
-	w.sent <- sentMessage{d, msg}
+	w.sent <- sentMessage{d, msg, cancel}
 	return true
 }
 
@@ -333,8 +338,9 @@ func (w *partitionWorker) reserve(n int64) bool {
 
 // sentMessage is a delivery in the router.
 type sentMessage struct {
-	d   flow.Delivery
-	msg *message.Message
+	d      flow.Delivery
+	msg    *message.Message
+	cancel context.CancelFunc // of the message's context
 }
 
 // awaitAcks tells the engine, for each message sent to the router in turn, whether it was acked
@@ -357,6 +363,7 @@ func (w *partitionWorker) awaitAcks() {
 			}
 		}
 		s.d.Done(w.acked(s.msg))
+		s.cancel()
 		w.returned()
 	}
 }

@@ -530,24 +530,7 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 	client := servicetest.Client(t, brokers)
 	cmd := exec.Command(binary, "dlq", "list", "--follow")
 	cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		scanner := bufio.NewScanner(stdout)
-		for scanner.Scan() {
-			lines <- scanner.Text()
-		}
-	}()
+	lines, stderr := startReadingLines(t, cmd, 100)
 	next := func(what string) string {
 		t.Helper()
 		select {
@@ -594,7 +577,7 @@ func TestDLQListFollowsUntilInterrupted(t *testing.T) {
 // TestToolsCannotReachKafka: a closed port is at once the service's own "no broker listens"
 // error, exit code 1, not KAFKA_TIMEOUT of silence (a minute here, longer than the test waits).
 func TestToolsCannotReachKafka(t *testing.T) {
-	addr := closedPort(t)
+	addr := freeAddr(t)
 	env := []string{"KAFKA_BROKERS=" + addr, "KAFKA_TIMEOUT=1m"}
 	want := "pingpong: no broker listens at KAFKA_BROKERS=" + addr + ": "
 	var wg sync.WaitGroup
@@ -622,7 +605,7 @@ func TestToolsCannotReachKafka(t *testing.T) {
 
 // TestToolsRejectBadUsage: exit code 2 and the problem named, before Kafka is reached.
 func TestToolsRejectBadUsage(t *testing.T) {
-	env := []string{"KAFKA_BROKERS=" + closedPort(t)}
+	env := []string{"KAFKA_BROKERS=" + freeAddr(t)}
 	for _, tc := range []struct {
 		args []string
 		env  string
@@ -724,8 +707,33 @@ func headerMap(r *kgo.Record) map[string]string {
 	return m
 }
 
-// closedPort is a loopback address where nothing listens.
-func closedPort(t *testing.T) string {
+// startReadingLines starts cmd and returns its output's lines, as they come, and its standard
+// error; the process is killed when the test ends.
+func startReadingLines(t *testing.T, cmd *exec.Cmd, buffered int) (<-chan string, *bytes.Buffer) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, buffered)
+	go func() {
+		defer close(lines)
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			lines <- scanner.Text()
+		}
+	}()
+	return lines, stderr
+}
+
+// freeAddr is a loopback address where nothing listens (yet).
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,25 +209,8 @@ func TestPingStopsOnCtrlCWithASummary(t *testing.T) {
 
 	cmd := exec.Command(binary, "ping", "--count", strconv.Itoa(total), "--timeout", "5m")
 	cmd.Env = append(servicetest.Environ(), toolEnv(brokers)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines, stderr := startReadingLines(t, cmd, 1024)
 	answer := regexp.MustCompile(`^ping-[0-9a-f]{6}-\d+ +pong `)
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		scanner := bufio.NewScanner(stdout)
-		for scanner.Scan() {
-			lines <- scanner.Text()
-		}
-	}()
 	var out []string
 	answers := 0
 	for answers < 100 {
@@ -261,7 +242,7 @@ func TestPingStopsOnCtrlCWithASummary(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("ping still runs 30s after Ctrl-C")
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
 		t.Errorf("ping after Ctrl-C: %v, want exit code 130", err)

@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -46,13 +45,7 @@ func hotKeyRun(b *testing.B, ordering transport.Ordering, write time.Duration) (
 	if err != nil {
 		b.Fatal(err)
 	}
-	recs := make([]*kgo.Record, 0, hot+cold)
-	for i := range hot {
-		recs = append(recs, &kgo.Record{Key: []byte("hot"), Value: []byte(strconv.Itoa(i))})
-	}
-	for i := range cold {
-		recs = append(recs, &kgo.Record{Key: []byte("cold-" + strconv.Itoa(i)), Value: []byte("cold")})
-	}
+	recs := hotKeyBacklog(hot, cold)
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		b.Fatal(err)
 	}

@@ -18,13 +18,7 @@ import (
 func TestAHotKeyDoesNotHoldBackTheOtherKeys(t *testing.T) {
 	const hot, cold = 3000, 20
 	brokers, cl := broker(t, 1)
-	recs := make([]*kgo.Record, 0, hot+cold)
-	for i := range hot {
-		recs = append(recs, &kgo.Record{Key: []byte("hot"), Value: []byte(strconv.Itoa(i))})
-	}
-	for i := range cold {
-		recs = append(recs, &kgo.Record{Key: []byte("cold-" + strconv.Itoa(i)), Value: []byte("cold")})
-	}
+	recs := hotKeyBacklog(hot, cold)
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,4 +46,16 @@ func TestAHotKeyDoesNotHoldBackTheOtherKeys(t *testing.T) {
 	if n := hotAnswered.Load(); n > hot/2 {
 		t.Fatalf("the other keys' messages waited for %d of the hot key's %d to be answered", n, hot)
 	}
+}
+
+// hotKeyBacklog is hot records of the key "hot", then cold records of keys of their own.
+func hotKeyBacklog(hot, cold int) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, hot+cold)
+	for i := range hot {
+		recs = append(recs, &kgo.Record{Key: []byte("hot"), Value: []byte(strconv.Itoa(i))})
+	}
+	for i := range cold {
+		recs = append(recs, &kgo.Record{Key: []byte("cold-" + strconv.Itoa(i)), Value: []byte("cold")})
+	}
+	return recs
 }

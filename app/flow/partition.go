@@ -111,9 +111,9 @@ type entry struct {
 	sleep    time.Duration
 	out      int // deliveries of it still in the handlers
 	released bool
-	taken    int64  // bytes of the budget held
-	behind   bool   // admitted behind its key and not delivered yet
-	topic    string // where its answer was queued
+	taken    int64       // bytes of the budget held
+	behind   bool        // admitted behind its key and not delivered yet
+	dest     Destination // where its answer was queued
 	key      *keyState
 	own      keyState // the key of a record that waits for nothing
 }
@@ -325,14 +325,16 @@ func (d Delivery) Msg() any { return d.e.Msg }
 // Redelivered tells whether the record was delivered before.
 func (d Delivery) Redelivered() bool { return d.gen > 0 }
 
-// Queue runs enqueue, which queues the record's answer to topic in the producer, unless the
+// Queue runs enqueue, which queues the record's answer to dest in the producer, unless the
 // delivery is stale; then the next record of its key may be delivered. False (enqueue not run)
 // when stale: the answer must not be published, since an earlier answer of its key failed.
 //
-// The producer keeps the order of one partition's records only: an answer to another topic than
-// an earlier answer of its key not yet acknowledged would race it. Then Queue runs nothing and
-// returns a channel to wait on before asking again.
-func (d Delivery) Queue(topic string, enqueue func()) (ok bool, wait <-chan struct{}) {
+// The producer keeps the order of one partition's records only, and an answer's partition
+// follows its topic and its key (the transaction id): an answer whose key an earlier answer of
+// the record key, not yet acknowledged, has on another topic would race it. Then Queue runs
+// nothing and returns a channel to wait on before asking again. Answers with other keys are not
+// ordered with each other (the promise is per transaction id), so they never wait.
+func (d Delivery) Queue(dest Destination, enqueue func()) (ok bool, wait <-chan struct{}) {
 	p := d.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -343,7 +345,7 @@ func (d Delivery) Queue(topic string, enqueue func()) (ok bool, wait <-chan stru
 		if x == d.e {
 			break
 		}
-		if x.state == queued && x.topic != topic && x.out > 0 { // one returned unacked never will be
+		if x.state == queued && x.dest.Key == dest.Key && x.dest.Topic != dest.Topic && x.out > 0 { // one returned unacked never will be
 			if p.changed == nil {
 				p.changed = make(chan struct{})
 			}
@@ -355,10 +357,15 @@ func (d Delivery) Queue(topic string, enqueue func()) (ok bool, wait <-chan stru
 	}
 	if d.e.state == delivered {
 		d.e.state = queued
-		d.e.topic = topic
+		d.e.dest = dest
 		p.release(d.e.key)
 	}
 	return true, nil
+}
+
+// Destination is where an answer goes: its topic, and its record key, which picks its partition.
+type Destination struct {
+	Topic, Key string
 }
 
 // Stale tells whether the delivery's answers would be refused.

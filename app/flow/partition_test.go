@@ -89,7 +89,7 @@ func TestARecordWaitsUntilTheAnswerBeforeItIsQueued(t *testing.T) {
 				}
 				d := find(first, tc.queue)
 				if signal == "queued" {
-					if ok, _ := d.Queue("t", nil); !ok {
+					if ok, _ := d.Queue(Destination{Topic: "t"}, nil); !ok {
 						t.Fatal("a current delivery's answer refused")
 					}
 				} else {
@@ -117,11 +117,11 @@ func TestAFailureBeforeAnyAnswerKeepsTheKeyWaiting(t *testing.T) {
 	if names(again) != "a" || !again[0].Redelivered() {
 		t.Fatalf("after the pause: %q delivered, want a again", names(again))
 	}
-	a.Queue("t", nil) // the first delivery's answer comes late: refused, and lets nothing go
+	a.Queue(Destination{Topic: "t"}, nil) // the first delivery's answer comes late: refused, and lets nothing go
 	if got := names(e.take()); got != "" {
 		t.Fatalf("a stale answer let %q go", got)
 	}
-	again[0].Queue("t", nil)
+	again[0].Queue(Destination{Topic: "t"}, nil)
 	if got := names(e.take()); got != "c" {
 		t.Fatalf("after a's answer is queued: %q, want c", got)
 	}
@@ -200,12 +200,12 @@ func TestAFailedAnswerRewindsItsKey(t *testing.T) {
 	_, e, tm := start(t, ByKey, 8, five)
 	ds := e.take()
 	a := find(ds, "a")
-	a.Queue("t", nil)
+	a.Queue(Destination{Topic: "t"}, nil)
 	c := e.take()[0]
-	c.Queue("t", nil)
+	c.Queue(Destination{Topic: "t"}, nil)
 	ev := e.take()[0]
 	a.Failed()
-	if ok, _ := ev.Queue("t", nil); ok || !ev.Stale() {
+	if ok, _ := ev.Queue(Destination{Topic: "t"}, nil); ok || !ev.Stale() {
 		t.Fatal("an answer of the key after the failed one was let into the producer")
 	}
 	find(ds, "b").Done(true)
@@ -228,7 +228,7 @@ func TestAFailedAnswerRewindsItsKey(t *testing.T) {
 			t.Fatalf("after the rewind %v delivered at once (so far %v), want one at a time", namesOf(d), order)
 		}
 		order = append(order, d[0].Msg().(string))
-		d[0].Queue("t", nil)
+		d[0].Queue(Destination{Topic: "t"}, nil)
 		d[0].Done(true)
 	}
 	if strings.Join(order, " ") != "a c e" {
@@ -248,7 +248,7 @@ func TestAFailedAnswerWithNothingAfterItWaitsForTheNextAttempt(t *testing.T) {
 	if got := names(e.take()); got != "" {
 		t.Fatalf("after a failed answer %q delivered", got)
 	}
-	if ok, _ := a.Queue("t", nil); !ok || names(e.take()) != "b" {
+	if ok, _ := a.Queue(Destination{Topic: "t"}, nil); !ok || names(e.take()) != "b" {
 		t.Fatal("a's retried answer did not let b go")
 	}
 }
@@ -262,7 +262,7 @@ func TestAStoppedPartitionDrainsItsDeliveries(t *testing.T) {
 		t.Fatal("admitted after Stop")
 	}
 	a := find(ds, "a")
-	a.Queue("t", nil)
+	a.Queue(Destination{Topic: "t"}, nil)
 	if got := names(e.take()); got != "" {
 		t.Fatalf("%q delivered after Stop", got)
 	}
@@ -280,21 +280,33 @@ func TestAStoppedPartitionDrainsItsDeliveries(t *testing.T) {
 	}
 }
 
-// Answers of one key to different topics have no order in the producer: an answer to another
-// topic waits until the key's earlier answers are acknowledged.
+// Answers of one transaction id to different topics have no order in the producer: an answer
+// to another topic waits until the earlier answers with its key are acknowledged. Answers with
+// another key are not ordered with it, and do not wait.
 func TestAnAnswerToAnotherTopicWaitsForTheEarlierOnesAck(t *testing.T) {
 	_, e, _ := start(t, ByKey, 8, five)
 	a := find(e.take(), "a")
-	a.Queue("succeeded", nil)
+	a.Queue(Destination{Topic: "succeeded", Key: "tx"}, nil)
 	c := e.take()[0]
-	ok, wait := c.Queue("failed", func() { t.Fatal("queued beside an unacknowledged answer of its key to another topic") })
+	ok, wait := c.Queue(Destination{Topic: "failed", Key: "tx"}, func() { t.Fatal("queued beside an unacknowledged answer of its key to another topic") })
 	if ok || wait == nil {
 		t.Fatal("not told to wait")
 	}
 	a.Done(true)
 	<-wait
-	if ok, _ := c.Queue("failed", nil); !ok {
+	if ok, _ := c.Queue(Destination{Topic: "failed", Key: "tx"}, nil); !ok {
 		t.Fatal("refused once the earlier answer was acknowledged")
+	}
+}
+
+func TestAnAnswerWithAnotherKeyToAnotherTopicDoesNotWait(t *testing.T) {
+	_, e, _ := start(t, ByKey, 8, five)
+	a := find(e.take(), "a")
+	a.Queue(Destination{Topic: "succeeded", Key: "tx-1"}, nil)
+	c := e.take()[0]
+	queued := false
+	if ok, wait := c.Queue(Destination{Topic: "failed", Key: "tx-2"}, func() { queued = true }); !ok || wait != nil || !queued {
+		t.Fatalf("an answer of another transaction id: queued %v, ok %v, told to wait %v", queued, ok, wait != nil)
 	}
 }
 
@@ -329,7 +341,7 @@ func TestAKeysBacklogHoldsAtMostItsFairShareOfTheBudget(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	first := e.take()[0]
-	first.Queue("t", nil) // the second goes: one behind left
+	first.Queue(Destination{Topic: "t"}, nil) // the second goes: one behind left
 	if !<-admitted {
 		t.Fatal("not admitted")
 	}

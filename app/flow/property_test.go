@@ -143,7 +143,7 @@ func (m *model) handle() {
 		h.d.Done(false)
 	default:
 		key := m.keys[h.offset]
-		if ok, _ := h.d.Queue("answers", func() { m.producer = append(m.producer, &answer{offset: h.offset, key: key, d: h, pending: true}) }); ok {
+		if ok, _ := h.d.Queue(Destination{Topic: "answers"}, func() { m.producer = append(m.producer, &answer{offset: h.offset, key: key, d: h, pending: true}) }); ok {
 			h.answers++
 		}
 		return

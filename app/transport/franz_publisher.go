@@ -90,8 +90,13 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	acks := &acknowledgements{}
 	records := make([]pendingRecord, 0, len(msgs))
 	var delivery *flow.Delivery // of every message, or nil
+	var firstKey string
 	for i, msg := range msgs {
-		rec, err := toRecord(topic, msg, p.key.keyOf(msg))
+		key := p.key.keyOf(msg)
+		if i == 0 {
+			firstKey = key
+		}
+		rec, err := toRecord(topic, msg, key)
 		if err != nil {
 			return err
 		}
@@ -127,7 +132,7 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	if delivery != nil {
 		for {
-			ok, wait := delivery.Queue(topic, enqueue)
+			ok, wait := delivery.Queue(flow.Destination{Topic: topic, Key: firstKey}, enqueue)
 			if ok {
 				break
 			}

@@ -69,8 +69,8 @@ func TestARevokeGivesBackTheBudgetOfUnsentDeliveriesExactly(t *testing.T) {
 	c, w := brokerlessWorker(t, b)
 	admitKeyed(t, c, w, 0, "k")
 	a := routed(t, c)
-	admitKeyed(t, c, w, 1, "u") // delivered; the router does not take it: the sender waits
-	admitKeyed(t, c, w, 2, "k") // behind a
+	admitKeyed(t, c, w, 1, "u")                                  // delivered; the router does not take it: the sender waits
+	admitKeyed(t, c, w, 2, "k")                                  // behind a
 	deliveryOf(a).Queue(flow.Destination{Topic: "answers"}, nil) // the offset-2 record is released, unsent
 	w.halt()
 	a.Nack()

@@ -249,7 +249,7 @@ func (w *partitionWorker) sendReady() {
 			batch, w.ready = w.ready, nil
 			w.readyMu.Unlock()
 			for _, d := range batch {
-				d.Done(false)
+				w.giveBack(d)
 			}
 			return
 		}
@@ -258,8 +258,9 @@ func (w *partitionWorker) sendReady() {
 		w.readyMu.Unlock()
 		for i, d := range batch {
 			if !w.send(d) {
-				for _, rest := range batch[i:] {
-					rest.Done(false)
+				d.Done(false) // send took its top-up
+				for _, rest := range batch[i+1:] {
+					w.giveBack(rest)
 				}
 				clear(batch)
 				w.readyMu.Lock()
@@ -267,7 +268,7 @@ func (w *partitionWorker) sendReady() {
 				w.ready = nil
 				w.readyMu.Unlock()
 				for _, d := range rest {
-					d.Done(false)
+					w.giveBack(d)
 				}
 				return
 			}
@@ -276,12 +277,20 @@ func (w *partitionWorker) sendReady() {
 	}
 }
 
+// giveBack tells the engine that d, never sent, was not answered. The engine releases the whole
+// room of its record, so the top-up of a delivery that waited behind its key is taken first.
+func (w *partitionWorker) giveBack(d flow.Delivery) {
+	w.consumer.budget.Force(d.TopUp())
+	d.Done(false)
+}
+
 // send delivers d's message (a copy, on a redelivery: a Watermill message is acked once) and
 // watches it; false if the partition stopped first.
 func (w *partitionWorker) send(d flow.Delivery) bool {
 	select {
 	case <-w.stop:
-		return false // stopping: prefer not to start another message
+		w.consumer.budget.Force(d.TopUp()) // for the engine's count, which releases it
+		return false                       // stopping: prefer not to start another message
 	default:
 	}
 	if n := d.TopUp(); n > 0 && !w.reserve(n) {

@@ -79,3 +79,32 @@ func TestARevokeGivesBackTheBudgetOfUnsentDeliveriesExactly(t *testing.T) {
 		t.Fatalf("budget used %d once the revoked partition is idle, want 0", used)
 	}
 }
+
+// A revoke stops the partition while its deliveries still come back and its answers are still
+// queued: an answer queued as the revoke begins releases its key's next record. That delivery
+// must reach the sender, which gives it back, or it is counted in the handlers for ever: the
+// partition is never idle (every drain of it waits its whole timeout) and its room is never
+// released.
+func TestAKeysNextRecordReleasedAsTheRevokeBeginsIsGivenBack(t *testing.T) {
+	b := budget.New(1 << 20)
+	c, w := brokerlessWorker(t, b)
+	admitKeyed(t, c, w, 0, "k")
+	a := routed(t, c)
+	admitKeyed(t, c, w, 1, "k") // behind a
+	inQueue, proceed := make(chan struct{}), make(chan struct{})
+	go deliveryOf(a).Queue(flow.Destination{Topic: "answers"}, func() { close(inQueue); <-proceed })
+	<-inQueue // a's answer is being queued
+	halted := make(chan struct{})
+	go func() { w.halt(); close(halted) }()
+	select { // the revoke has begun: the sender may be gone already
+	case <-w.sendDone:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(proceed) // a's answer is queued: the offset-1 record is released
+	<-halted
+	a.Nack()
+	idleWithin(t, w)
+	if used := b.Used(); used != 0 {
+		t.Fatalf("budget used %d once the revoked partition is idle, want 0", used)
+	}
+}

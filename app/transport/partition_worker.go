@@ -131,8 +131,10 @@ func (w *partitionWorker) roomFound() (stillWaiting bool) {
 // the assignment: the next owner of the partition here must fetch it), and what was fetched and
 // not delivered is dropped, to be read again by the next owner.
 func (w *partitionWorker) halt() {
-	close(w.stop)
+	// The engine first: it delivers nothing once stopped, so every delivery it made is in ready
+	// before sendReady sees stop and gives back what it did not send.
 	w.engine.Stop()
+	close(w.stop)
 	for _, batch := range w.fetches.Stop() {
 		w.discard(batch)
 	}

@@ -1,11 +1,14 @@
 package transport
 
 import (
+	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/budget"
 	"github.com/pingpong/pingpong/app/flow"
@@ -108,3 +111,42 @@ func TestAKeysNextRecordReleasedAsTheRevokeBeginsIsGivenBack(t *testing.T) {
 		t.Fatalf("budget used %d once the revoked partition is idle, want 0", used)
 	}
 }
+
+// A rebalance may revoke a partition while the poll loop still hands over what its last poll
+// returned (franz-go: the revoke "can be called at any time you are polling or processing
+// records"). Those records must not start the partition again here: the member no longer owns
+// it, and the new worker's commits, in order from its first record only, would mark past the
+// revoked worker's unanswered records, which the revoke's commit then writes.
+func TestRecordsPolledBeforeARevokeAreNotDeliveredAfterIt(t *testing.T) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1")) // never reached: no group, no fetch
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	c := newConsumer(FranzSubscriberConfig{Window: 8, Budget: budget.New(1 << 20), Ordering: OrderByKey}, "t", watermill.NopLogger{})
+	c.client = cl
+	ctx := context.Background()
+	polled := func(offset int64) kgo.FetchTopicPartition {
+		return kgo.FetchTopicPartition{Topic: "t", FetchPartition: kgo.FetchPartition{Partition: 0, Records: []*kgo.Record{
+			{Topic: "t", Partition: 0, Offset: offset, Key: []byte("k" + strconv.FormatInt(offset, 10)), Value: []byte("v")},
+		}}}
+	}
+	c.assigned(ctx, cl, map[string][]int32{"t": {0}})
+	c.handOver(polled(0))
+	first := routed(t, c)
+	c.lost(ctx, cl, map[string][]int32{"t": {0}})
+	c.handOver(polled(1)) // returned by the poll before the partition was lost
+	select {
+	case m := <-c.out:
+		t.Fatalf("offset %d of a partition lost before it was handed over was delivered", offsetOf(m))
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Nack()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partitions) != 0 {
+		t.Fatalf("a worker for partitions %v, which this member does not own", c.partitions)
+	}
+}
+
+func offsetOf(m *message.Message) int64 { return FranzSource(m).Offset }

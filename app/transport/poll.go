@@ -78,15 +78,18 @@ func (c *consumer) poll() {
 			return
 		}
 		c.recycleStripped(fetches)
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			// Never wait here for one partition's worker: the others would run dry meanwhile.
-			if len(p.Records) > 0 {
-				c.worker(p.Partition).enqueue(fetched{records: p.Records})
-			}
-			if p.Err != nil {
-				c.fetchFailed(p.Partition, p.Err)
-			}
-		})
+		fetches.EachPartition(c.handOver)
+	}
+}
+
+// handOver hands a partition's polled records to its worker, and its fetch error to fetchFailed.
+func (c *consumer) handOver(p kgo.FetchTopicPartition) {
+	// Never wait here for one partition's worker: the others would run dry meanwhile.
+	if len(p.Records) > 0 {
+		c.worker(p.Partition).enqueue(fetched{records: p.Records})
+	}
+	if p.Err != nil {
+		c.fetchFailed(p.Partition, p.Err)
 	}
 }
 

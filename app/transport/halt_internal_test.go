@@ -150,3 +150,41 @@ func TestRecordsPolledBeforeARevokeAreNotDeliveredAfterIt(t *testing.T) {
 }
 
 func offsetOf(m *message.Message) int64 { return FranzSource(m).Offset }
+
+// releases records what the engine asks of a stress test's edge.
+type releases struct{ delivered []flow.Delivery }
+
+func (r *releases) Deliver(d flow.Delivery) { r.delivered = append(r.delivered, d) }
+func (r *releases) MarkCommit(int32, int64) {}
+
+// The ack watcher tells the engine of every message the sender sent, even one sent just before
+// the sender returned: left in sent, it would be counted in the handlers for ever (the partition
+// never idle, its room never released). The sender's last send and its return race the watcher's
+// look at sent; this repeats that race.
+func TestTheAckWatcherSeesEveryMessageSentBeforeTheSenderReturned(t *testing.T) {
+	for i := range 20_000 {
+		edge := &releases{}
+		engine := flow.New(flow.Config{Window: 2}, edge)
+		for o := range int64(2) {
+			engine.Admit(flow.Record{Offset: o, Held: 1})
+		}
+		c := &consumer{msgCtx: context.Background()}
+		w := &partitionWorker{consumer: c, sent: make(chan sentMessage, 2), sendDone: make(chan struct{}), routerEmpty: make(chan struct{}, 1)}
+		c.senders.Add(1)
+		go w.awaitAcks()
+		for _, d := range edge.delivered {
+			msg := message.NewMessage(watermill.NewUUID(), nil)
+			msg.Ack()
+			w.inRouter.Add(1)
+			w.sent <- sentMessage{d: d, msg: msg, cancel: func() {}}
+		}
+		close(w.sendDone)
+		c.senders.Wait()
+		engine.Stop()
+		select {
+		case <-engine.Idle():
+		default:
+			t.Fatalf("run %d: a message sent before the sender returned was never reported: the partition is never idle", i)
+		}
+	}
+}

@@ -370,7 +370,12 @@ func (w *partitionWorker) awaitAcks() {
 			select {
 			case s = <-w.sent:
 			case <-w.sendDone:
-				return // sendReady is gone and everything it sent is seen to
+				// sendReady is gone; its last send may have come after the look above, and
+				// select picks either of two ready cases.
+				if len(w.sent) == 0 {
+					return // everything it sent is seen to
+				}
+				continue
 			}
 		}
 		s.d.Done(w.acked(s.msg))

@@ -406,12 +406,6 @@ func (d Delivery) Done(answered bool) {
 	p.out--
 	switch {
 	case d.gen != e.gen: // stale: a rewind waits for it
-		if k.rewinding && k.out == 0 {
-			k.rewinding = false
-			if i := p.firstUnanswered(k); i >= 0 {
-				p.schedule(k, k.entries[i])
-			}
-		}
 	case answered:
 		e.state = acked
 		p.release(k)
@@ -424,6 +418,14 @@ func (d Delivery) Done(answered bool) {
 		e.gen++
 		e.state = waiting
 		p.schedule(k, e)
+	}
+	// A rewind goes on once the key's last delivery is back, stale or not: a current delivery
+	// of a record before the rewound one may be the last.
+	if k.rewinding && k.out == 0 {
+		k.rewinding = false
+		if i := p.firstUnanswered(k); i >= 0 {
+			p.schedule(k, k.entries[i])
+		}
 	}
 	p.dropIfStopped(e)
 	p.checkIdle()

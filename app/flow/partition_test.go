@@ -349,3 +349,24 @@ func TestAKeysBacklogHoldsAtMostItsFairShareOfTheBudget(t *testing.T) {
 		t.Fatalf("budget used %d, want 180", used)
 	}
 }
+
+// A rewind waits for every delivery of its key to come back; the last one back may be a current
+// delivery of a record before the failed one (its answer, to another transaction id, still on
+// its way when the failed one's was refused), and the key must still start over from the failed
+// record, or it and the partition's commit stop for good.
+func TestARewindGoesOnWhenTheLastDeliveryBackIsOfAnEarlierRecord(t *testing.T) {
+	_, e, tm := start(t, ByKey, 8, []rec{{"k", "x"}, {"k", "a"}, {"k", "c"}})
+	x := e.take()[0]
+	x.Queue(Destination{Topic: "t", Key: "tx-1"}, nil)
+	a := e.take()[0]
+	a.Queue(Destination{Topic: "t", Key: "tx-2"}, nil)
+	c := e.take()[0]
+	a.Failed() // tx-2's partition refused a's answer; x's is still on its way
+	a.Done(false)
+	c.Done(false)
+	x.Done(true) // x's answer acknowledged: the last of the key's deliveries back
+	tm.fire()
+	if got := names(e.take()); got != "a" {
+		t.Fatalf("after the rewind, once every delivery of the key is back: %q delivered, want a again", got)
+	}
+}

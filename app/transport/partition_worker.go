@@ -131,8 +131,10 @@ func (w *partitionWorker) roomFound() (stillWaiting bool) {
 // the assignment: the next owner of the partition here must fetch it), and what was fetched and
 // not delivered is dropped, to be read again by the next owner.
 func (w *partitionWorker) halt() {
-	close(w.stop)
+	// The engine first: it delivers nothing once stopped, so every delivery it made is in ready
+	// before sendReady sees stop and gives back what it did not send.
 	w.engine.Stop()
+	close(w.stop)
 	for _, batch := range w.fetches.Stop() {
 		w.discard(batch)
 	}
@@ -249,7 +251,7 @@ func (w *partitionWorker) sendReady() {
 			batch, w.ready = w.ready, nil
 			w.readyMu.Unlock()
 			for _, d := range batch {
-				d.Done(false)
+				w.giveBack(d)
 			}
 			return
 		}
@@ -258,8 +260,9 @@ func (w *partitionWorker) sendReady() {
 		w.readyMu.Unlock()
 		for i, d := range batch {
 			if !w.send(d) {
-				for _, rest := range batch[i:] {
-					rest.Done(false)
+				d.Done(false) // send took its top-up
+				for _, rest := range batch[i+1:] {
+					w.giveBack(rest)
 				}
 				clear(batch)
 				w.readyMu.Lock()
@@ -267,7 +270,7 @@ func (w *partitionWorker) sendReady() {
 				w.ready = nil
 				w.readyMu.Unlock()
 				for _, d := range rest {
-					d.Done(false)
+					w.giveBack(d)
 				}
 				return
 			}
@@ -276,12 +279,20 @@ func (w *partitionWorker) sendReady() {
 	}
 }
 
+// giveBack tells the engine that d, never sent, was not answered. The engine releases the whole
+// room of its record, so the top-up of a delivery that waited behind its key is taken first.
+func (w *partitionWorker) giveBack(d flow.Delivery) {
+	w.consumer.budget.Force(d.TopUp())
+	d.Done(false)
+}
+
 // send delivers d's message (a copy, on a redelivery: a Watermill message is acked once) and
 // watches it; false if the partition stopped first.
 func (w *partitionWorker) send(d flow.Delivery) bool {
 	select {
 	case <-w.stop:
-		return false // stopping: prefer not to start another message
+		w.consumer.budget.Force(d.TopUp()) // for the engine's count, which releases it
+		return false                       // stopping: prefer not to start another message
 	default:
 	}
 	if n := d.TopUp(); n > 0 && !w.reserve(n) {
@@ -359,7 +370,12 @@ func (w *partitionWorker) awaitAcks() {
 			select {
 			case s = <-w.sent:
 			case <-w.sendDone:
-				return // sendReady is gone and everything it sent is seen to
+				// sendReady is gone; its last send may have come after the look above, and
+				// select picks either of two ready cases.
+				if len(w.sent) == 0 {
+					return // everything it sent is seen to
+				}
+				continue
 			}
 		}
 		s.d.Done(w.acked(s.msg))

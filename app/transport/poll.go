@@ -51,6 +51,9 @@ type consumer struct {
 
 	mu         sync.Mutex
 	partitions map[int32]*partitionWorker
+	// owned is the partitions assigned and not revoked or lost since: a poll may return records
+	// of a partition revoked meanwhile, which must not start it again here.
+	owned map[int32]bool
 }
 
 func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.LoggerAdapter) *consumer {
@@ -61,6 +64,7 @@ func newConsumer(cfg FranzSubscriberConfig, topic string, logger watermill.Logge
 		out:         make(chan *message.Message),
 		pollDone:    make(chan struct{}),
 		partitions:  map[int32]*partitionWorker{},
+		owned:       map[int32]bool{},
 	}
 	c.pollCtx, c.stopPolling = context.WithCancel(context.Background())
 	c.msgCtx, c.hardStop = context.WithCancel(context.Background())
@@ -78,15 +82,24 @@ func (c *consumer) poll() {
 			return
 		}
 		c.recycleStripped(fetches)
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			// Never wait here for one partition's worker: the others would run dry meanwhile.
-			if len(p.Records) > 0 {
-				c.worker(p.Partition).enqueue(fetched{records: p.Records})
+		fetches.EachPartition(c.handOver)
+	}
+}
+
+// handOver hands a partition's polled records to its worker, and its fetch error to fetchFailed.
+func (c *consumer) handOver(p kgo.FetchTopicPartition) {
+	// Never wait here for one partition's worker: the others would run dry meanwhile.
+	if len(p.Records) > 0 {
+		if w := c.worker(p.Partition); w != nil {
+			w.enqueue(fetched{records: p.Records})
+		} else { // revoked or lost since the poll
+			for _, r := range p.Records {
+				c.recycle(r)
 			}
-			if p.Err != nil {
-				c.fetchFailed(p.Partition, p.Err)
-			}
-		})
+		}
+	}
+	if p.Err != nil {
+		c.fetchFailed(p.Partition, p.Err)
 	}
 }
 
@@ -96,11 +109,15 @@ func (c *consumer) poll() {
 func (c *consumer) fetchFailed(partition int32, err error) {
 	var full *budgetFullError
 	if errors.As(err, &full) {
-		c.worker(partition).waitForRoom(full.need)
+		if w := c.worker(partition); w != nil {
+			w.waitForRoom(full.need)
+		}
 		return
 	}
 	if errors.Is(err, errUndecodable) {
-		c.worker(partition).skipUndecodable()
+		if w := c.worker(partition); w != nil {
+			w.skipUndecodable()
+		}
 		return
 	}
 	if errors.Is(err, context.Canceled) || c.watch.fetchFailed(err) {

@@ -8,12 +8,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// worker returns the partition's worker, starting one if the partition is new.
+// worker returns the partition's worker, starting one if the partition is new; nil if the
+// partition is not owned (revoked or lost since the poll that returned its records).
 func (c *consumer) worker(partition int32) *partitionWorker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w, ok := c.partitions[partition]
 	if !ok {
+		if !c.owned[partition] {
+			return nil
+		}
 		w = newPartitionWorker(c, partition)
 		c.partitions[partition] = w
 		c.senders.Add(3)
@@ -25,6 +29,11 @@ func (c *consumer) worker(partition int32) *partitionWorker {
 }
 
 func (c *consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	for _, p := range assigned[c.topic] {
+		c.owned[p] = true
+	}
+	c.mu.Unlock()
 	_, generation := cl.GroupMetadata()
 	c.cfg.Assignment.Assigned(generation, assigned)
 	c.logger.Info("Partitions assigned", watermill.LogFields{"partitions": assigned[c.topic]})
@@ -56,6 +65,7 @@ func (c *consumer) detach(partitions []int32) []*partitionWorker {
 	defer c.mu.Unlock()
 	var workers []*partitionWorker
 	for _, p := range partitions {
+		delete(c.owned, p)
 		if w, ok := c.partitions[p]; ok {
 			w.halt()
 			delete(c.partitions, p)

@@ -3,7 +3,6 @@ package helm_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,10 +22,10 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pingpong/pingpong/app/servicetest"
+	"github.com/pingpong/pingpong/deployments/internal/kubeyaml"
 )
 
 // The release every test renders: `helm upgrade --install pingpong ./helm/pingpong -n pingpong`.
@@ -309,7 +308,7 @@ func (r *release) add(t *testing.T, file, manifest string) {
 		t.Fatalf("%s: unexpected kind %s %s", file, meta.APIVersion, meta.Kind)
 	}
 	obj := newObj()
-	if err := decodeStrict([]byte(manifest), obj); err != nil {
+	if err := kubeyaml.DecodeStrict([]byte(manifest), obj); err != nil {
 		t.Fatalf("%s: %s does not decode strictly into its API type: %v\n%s", file, meta.Kind, err, manifest)
 	}
 	for _, o := range r.all {
@@ -353,21 +352,6 @@ func (r *release) add(t *testing.T, file, manifest string) {
 	case *triggerAuthentication:
 		setOnce(t, &r.triggerAuth, o, file)
 	}
-}
-
-// decodeStrict decodes a YAML document as the API server does: field names are case-sensitive,
-// and an unknown or duplicate field is an error (sigs.k8s.io/yaml's UnmarshalStrict would let
-// topologykey stand for topologyKey).
-func decodeStrict(doc []byte, obj any) error {
-	j, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return err
-	}
-	strict, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
 }
 
 // setOnce fills a slot for an object the chart renders at most once.

@@ -20,12 +20,12 @@ import (
 	"testing"
 
 	"github.com/pingpong/pingpong/app/servicetest"
+	"github.com/pingpong/pingpong/deployments/internal/kubeyaml"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -190,25 +190,10 @@ func load(t *testing.T, dir string) *manifests {
 func decode[T any](t *testing.T, file string, doc []byte) *T {
 	t.Helper()
 	obj := new(T)
-	if err := decodeStrict(doc, obj); err != nil {
+	if err := kubeyaml.DecodeStrict(doc, obj); err != nil {
 		t.Fatalf("%s: a %T does not decode strictly: %v", file, obj, err)
 	}
 	return obj
-}
-
-// decodeStrict decodes a YAML document as the API server does: field names are case-sensitive,
-// and an unknown or duplicate field is an error (sigs.k8s.io/yaml's UnmarshalStrict would let
-// topologykey stand for topologyKey).
-func decodeStrict(doc []byte, obj any) error {
-	j, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return err
-	}
-	strict, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
 }
 
 // documents splits a YAML file into its documents.
@@ -482,7 +467,7 @@ type jmxConfig struct {
 func jmxRules(t *testing.T, text string) *jmxConfig {
 	t.Helper()
 	var c jmxConfig
-	if err := decodeStrict([]byte(text), &c); err != nil {
+	if err := kubeyaml.DecodeStrict([]byte(text), &c); err != nil {
 		t.Fatalf("the JMX exporter configuration: %v", err)
 	}
 	for i := range c.Rules {
@@ -636,7 +621,7 @@ func TestMonitoring(t *testing.T) {
 		if len(docs) != 1 {
 			t.Fatalf("%s: %d documents, want 1", file, len(docs))
 		}
-		if err := decodeStrict(docs[0], obj); err != nil {
+		if err := kubeyaml.DecodeStrict(docs[0], obj); err != nil {
 			t.Fatalf("%s does not decode strictly: %v", file, err)
 		}
 	}

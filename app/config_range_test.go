@@ -34,29 +34,36 @@ func TestOutOfRangeSettingsExitTwoNamingTheSetting(t *testing.T) {
 		{[]string{"KAFKA_PRODUCER_BATCH_BYTES=1024"}, []string{"MAX_REQUEST_BYTES", "KAFKA_PRODUCER_BATCH_BYTES"}},
 	} {
 		t.Run(strings.Join(tc.env, " "), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary)
-			// Were the value accepted, the service would fail to reach this broker, not hang.
-			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=127.0.0.1:0",
-				"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_TIMEOUT=1s"}, tc.env...)
-			var stdout, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Errorf("want exit code 2, got %v; stderr %q", err, stderr.String())
-			}
-			for _, name := range tc.names {
-				if !strings.Contains(stderr.String(), name) {
-					t.Errorf("stderr does not name %s: %q", name, stderr.String())
-				}
-			}
-			for _, out := range []string{stdout.String(), stderr.String()} {
-				if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
-					t.Errorf("the output shows a panic: %q", out)
-				}
-			}
+			stopsNamingTheSettings(t, tc.env, tc.names)
 		})
+	}
+}
+
+// stopsNamingTheSettings runs the binary with args and env and checks that it exits 2, naming
+// each of names on stderr, without a panic.
+func stopsNamingTheSettings(t *testing.T, env, names []string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	// Were the value accepted, the service would fail to reach this broker, not hang.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=127.0.0.1:0",
+		"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_TIMEOUT=1s"}, env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("want exit code 2, got %v; stderr %q", err, stderr.String())
+	}
+	for _, name := range names {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("stderr does not name %s: %q", name, stderr.String())
+		}
+	}
+	for _, out := range []string{stdout.String(), stderr.String()} {
+		if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+			t.Errorf("the output shows a panic: %q", out)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -201,22 +200,7 @@ func TestBadSignInSettingsExitTwo(t *testing.T) {
 				continue
 			}
 			t.Run(strings.Join(append(args, tc.env...), " "), func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, binary, args...)
-				cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=127.0.0.1:0", "KAFKA_BROKERS=127.0.0.1:1", "KAFKA_TIMEOUT=1s"}, tc.env...)
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				err := cmd.Run()
-				var exit *exec.ExitError
-				if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-					t.Errorf("want exit code 2, got %v; stderr %q", err, stderr.String())
-				}
-				for _, name := range tc.names {
-					if !strings.Contains(stderr.String(), name) {
-						t.Errorf("stderr does not name %s: %q", name, stderr.String())
-					}
-				}
+				stopsNamingTheSettings(t, tc.env, tc.names, args...)
 			})
 		}
 	}

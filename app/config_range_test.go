@@ -32,6 +32,13 @@ func TestOutOfRangeSettingsExitTwoNamingTheSetting(t *testing.T) {
 		// A request of MAX_REQUEST_BYTES could not be answered: both settings are named.
 		{[]string{"MAX_REQUEST_BYTES=1048576"}, []string{"MAX_REQUEST_BYTES", "KAFKA_PRODUCER_BATCH_BYTES"}},
 		{[]string{"KAFKA_PRODUCER_BATCH_BYTES=1024"}, []string{"MAX_REQUEST_BYTES", "KAFKA_PRODUCER_BATCH_BYTES"}},
+		// Exactly-once is the franz-go transport's: both settings are named.
+		{[]string{"KAFKA_DELIVERY=exactly-once", "KAFKA_TRANSPORT=watermill-kafka"}, []string{"KAFKA_DELIVERY", "KAFKA_TRANSPORT"}},
+		{[]string{"KAFKA_DELIVERY=exactly_once"}, []string{"KAFKA_DELIVERY"}},
+		{[]string{"KAFKA_TRANSACTION_TIMEOUT=99999h"}, []string{"KAFKA_TRANSACTION_TIMEOUT"}},
+		{[]string{"KAFKA_TRANSACTION_INTERVAL=6s"}, []string{"KAFKA_TRANSACTION_INTERVAL", "KAFKA_TRANSACTION_TIMEOUT"}},
+		{[]string{"KAFKA_TRANSACTION_MAX_REQUESTS=0"}, []string{"KAFKA_TRANSACTION_MAX_REQUESTS"}},
+		{[]string{"KAFKA_TRANSACTIONAL_ID=" + strings.Repeat("x", 250)}, []string{"KAFKA_TRANSACTIONAL_ID"}},
 	} {
 		t.Run(strings.Join(tc.env, " "), func(t *testing.T) {
 			stopsNamingTheSettings(t, tc.env, tc.names)

@@ -228,6 +228,71 @@ type Transport struct {
 	ProducerCompression string
 	MemoryBudgetBytes   int
 	Ordering            string
+	Delivery            Delivery
+}
+
+// Deliveries of KAFKA_DELIVERY.
+const (
+	// DeliveryAtLeastOnce commits a request's offset once its answer is acknowledged: a crash
+	// between the two answers the request again.
+	DeliveryAtLeastOnce = "at-least-once"
+	// DeliveryExactlyOnce writes the answers and the input offsets they answer in one Kafka
+	// transaction, so a read_committed reader sees each request answered once.
+	DeliveryExactlyOnce = "exactly-once"
+)
+
+// Delivery is how the franz-go transport commits what it answered (KAFKA_DELIVERY) and, in
+// exactly-once mode, how its transactions are bounded.
+type Delivery struct {
+	Mode string
+	// TransactionInterval is how long a transaction takes in requests before it commits; a
+	// read_committed reader sees an answer only once its transaction commits.
+	TransactionInterval time.Duration
+	// TransactionMaxRequests bounds the requests of one transaction: what an abort answers again.
+	TransactionMaxRequests int
+	// TransactionTimeout is the broker's transaction.timeout.ms for this producer: how long an
+	// instance killed mid-transaction holds up the next owner of its partitions.
+	TransactionTimeout time.Duration
+	// TransactionalID names this instance's producer; empty is <consumer group>-<host name>.
+	TransactionalID string
+}
+
+// ExactlyOnce says whether answers and offsets are committed in transactions.
+func (d Delivery) ExactlyOnce() bool { return d.Mode == DeliveryExactlyOnce }
+
+// Bounds of the transaction settings: a transaction timeout below a few seconds aborts healthy
+// transactions on a slow cluster, and Kafka's default transaction.max.timeout.ms is 15 minutes.
+const (
+	minTransactionTimeout = time.Second
+	maxTransactionTimeout = 15 * time.Minute
+	// MaxTransactionMaxRequests bounds KAFKA_TRANSACTION_MAX_REQUESTS: an abort answers this many
+	// requests again.
+	MaxTransactionMaxRequests = 1_000_000
+)
+
+func (d *Delivery) addFlags(b binder) {
+	b.String(&d.Mode, "KAFKA_DELIVERY", DeliveryAtLeastOnce, "franz-go: at-least-once (a crash may answer a request twice) or exactly-once (answers and input offsets committed in one Kafka transaction; readers must read committed)")
+	b.Duration(&d.TransactionInterval, "KAFKA_TRANSACTION_INTERVAL", 100*time.Millisecond, "exactly-once: how long a transaction takes in requests before it commits; answers are seen by read_committed readers only then")
+	b.Int(&d.TransactionMaxRequests, "KAFKA_TRANSACTION_MAX_REQUESTS", 10000, "exactly-once: most requests in one transaction, what an abort answers again")
+	b.Duration(&d.TransactionTimeout, "KAFKA_TRANSACTION_TIMEOUT", 10*time.Second, "exactly-once: the broker aborts a transaction open this long; how long an instance killed mid-transaction holds up its partitions")
+	b.String(&d.TransactionalID, "KAFKA_TRANSACTIONAL_ID", "", "exactly-once: transactional id of this instance's producer, unique among live instances; empty is <consumer group>-<host name>, so a restarted pod fences its predecessor")
+}
+
+func (d Delivery) validate() error {
+	switch {
+	case d.Mode != DeliveryAtLeastOnce && d.Mode != DeliveryExactlyOnce:
+		return invalid("KAFKA_DELIVERY", d.Mode, "must be at-least-once or exactly-once")
+	case d.TransactionTimeout < minTransactionTimeout || d.TransactionTimeout > maxTransactionTimeout:
+		return invalid("KAFKA_TRANSACTION_TIMEOUT", d.TransactionTimeout.String(), "must be from 1s to 15m (Kafka's default transaction.max.timeout.ms)")
+	case d.TransactionInterval <= 0 || d.TransactionInterval > d.TransactionTimeout/2:
+		return invalid("KAFKA_TRANSACTION_INTERVAL", d.TransactionInterval.String(),
+			fmt.Sprintf("must be above 0 and at most half of KAFKA_TRANSACTION_TIMEOUT (%s), or a healthy transaction could time out", d.TransactionTimeout))
+	case d.TransactionMaxRequests < 1 || d.TransactionMaxRequests > MaxTransactionMaxRequests:
+		return invalid("KAFKA_TRANSACTION_MAX_REQUESTS", strconv.Itoa(d.TransactionMaxRequests), fmt.Sprintf("must be from 1 to %d", MaxTransactionMaxRequests))
+	case len(d.TransactionalID) > 249 || strings.ContainsAny(d.TransactionalID, "\x00\n"):
+		return invalid("KAFKA_TRANSACTIONAL_ID", d.TransactionalID, "must be at most 249 characters, with no newline or NUL")
+	}
+	return nil
 }
 
 // Orderings of KAFKA_ORDERING.
@@ -253,6 +318,7 @@ func (t *Transport) AddFlags(fs *pflag.FlagSet) {
 	b.String(&t.ProducerCompression, "KAFKA_PRODUCER_COMPRESSION", "snappy", "franz-go: compression of answer batches: none, gzip, snappy, lz4 or zstd")
 	b.String(&t.Ordering, "KAFKA_ORDERING", "key", "franz-go: which requests of a partition are answered one after another: key (those of one record key, the transaction id), partition (all), none")
 	b.Int(&t.MemoryBudgetBytes, "MEMORY_BUDGET_BYTES", 32<<20, "franz-go: bytes of requests held at once, counted decoded (fetched batches, messages in flight, their answers); a batch that decodes past it is poisoned")
+	t.Delivery.addFlags(b)
 }
 
 // MaxPartitionWindow bounds KAFKA_PARTITION_WINDOW: each message in flight holds its request and
@@ -277,6 +343,9 @@ func (t Transport) Validate() error {
 		return invalid("MEMORY_BUDGET_BYTES", strconv.Itoa(t.MemoryBudgetBytes), fmt.Sprintf("must be from %d (1 MiB) to %d (1 GiB)", minMemoryBudgetBytes, maxMemoryBudgetBytes))
 	case t.ProducerBatchBytes < 1024 || t.ProducerBatchBytes > MaxProducerBatchBytes:
 		return invalid("KAFKA_PRODUCER_BATCH_BYTES", strconv.Itoa(t.ProducerBatchBytes), fmt.Sprintf("must be from 1024 to %d", MaxProducerBatchBytes))
+	}
+	if err := t.Delivery.validate(); err != nil {
+		return err
 	}
 	if !slices.Contains(orderings, t.Ordering) {
 		return invalid("KAFKA_ORDERING", t.Ordering, "must be one of "+strings.Join(orderings, ", "))
@@ -360,6 +429,9 @@ func (s Service) Validate() error {
 		// Sarama has no AWS_MSK_IAM; a third-party signer for it is not worth a second
 		// implementation of what franz-go does.
 		return invalid("KAFKA_TRANSPORT", s.Transport.Name, "must be franz-go with KAFKA_SASL_MECHANISM=AWS_MSK_IAM: watermill-kafka's Sarama has no MSK IAM sign-in")
+	case s.Transport.Name == TransportWatermill && s.Transport.Delivery.ExactlyOnce():
+		// Sarama's transactions have no KIP-447 group fencing in watermill-kafka's subscriber.
+		return invalid("KAFKA_DELIVERY", s.Transport.Delivery.Mode, "needs KAFKA_TRANSPORT=franz-go: watermill-kafka (KAFKA_TRANSPORT="+s.Transport.Name+") has no transactions")
 	case s.EmbeddedBrokerPort < 0 || s.EmbeddedBrokerPort > 65535:
 		return invalid("EMBEDDED_BROKER_PORT", strconv.Itoa(s.EmbeddedBrokerPort), "must be from 0 to 65535")
 	}

@@ -322,6 +322,9 @@ func (d Delivery) TopUp() int64 { return d.topUp }
 // Msg is the edge's message for the record.
 func (d Delivery) Msg() any { return d.e.Msg }
 
+// Offset is the record's offset (an undecodable batch's last).
+func (d Delivery) Offset() int64 { return d.e.Offset }
+
 // Redelivered tells whether the record was delivered before.
 func (d Delivery) Redelivered() bool { return d.gen > 0 }
 

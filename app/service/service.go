@@ -108,6 +108,7 @@ func New(cfg config.Service, logger *logrus.Logger, options ...Option) (s *Servi
 	if kafka.Budget != nil {
 		s.registry.MustRegister(kafka.Budget.Collectors()...)
 	}
+	s.registry.MustRegister(kafka.Collectors...)
 	sub, rawPub := kafka.Subscriber, kafka.Publisher
 
 	s.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownTimeout}, wmLogger)

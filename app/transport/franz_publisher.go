@@ -42,7 +42,8 @@ const uuidHeader = kafka.UUIDHeaderKey
 // Records are written with watermill-kafka's conventions (metadata as headers, the UUID in
 // _watermill_message_uuid) and the key its RecordKey gives, like the Sarama path.
 type FranzPublisher struct {
-	client *kgo.Client
+	client *kgo.Client // nil in exactly-once mode: the subscriber's, from eos
+	eos    *ExactlyOnce
 	key    RecordKey
 	once   sync.Once
 
@@ -80,13 +81,36 @@ func NewFranzPublisher(key RecordKey, opts ...kgo.Opt) (*FranzPublisher, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &FranzPublisher{client: client, key: key, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
+	return newFranzPublisher(client, nil, key), nil
+}
+
+// NewFranzTransactionalPublisher makes the publisher of exactly-once mode: it writes on the
+// subscriber's transactional client (subscribed with e as its ExactlyOnce), in the transaction of
+// the request each answer answers. A failed write aborts that transaction.
+func NewFranzTransactionalPublisher(key RecordKey, e *ExactlyOnce) *FranzPublisher {
+	return newFranzPublisher(nil, e, key)
+}
+
+func newFranzPublisher(client *kgo.Client, e *ExactlyOnce, key RecordKey) *FranzPublisher {
+	p := &FranzPublisher{client: client, eos: e, key: key, wake: make(chan struct{}, 1), closed: make(chan struct{}), sent: make(chan struct{})}
 	go p.sendFlights()
-	return p, nil
+	return p
+}
+
+// producer is the client the records go to.
+func (p *FranzPublisher) producer() *kgo.Client {
+	if p.eos != nil {
+		return p.eos.producer()
+	}
+	return p.client
 }
 
 // Publish produces msgs to topic and waits for the broker's acknowledgement of each.
 func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
+	client := p.producer()
+	if client == nil {
+		return errNotSubscribed
+	}
 	acks := &acknowledgements{}
 	records := make([]pendingRecord, 0, len(msgs))
 	var delivery *flow.Delivery // of every message, or nil
@@ -111,6 +135,9 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 			if err != nil && d != nil {
 				d.Failed()
 			}
+			if err != nil && p.eos != nil && !errors.Is(err, errRewound) {
+				p.eos.txns.Doom(flow.AbortPublishFailed)
+			}
 			acks.done(msg, err)
 		}})
 	}
@@ -118,7 +145,7 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 	case <-p.closed: // closing: no more flights, straight to the producer, and no signal
 		acks.wg.Add(len(records))
 		for _, r := range records {
-			p.client.Produce(r.ctx, r.rec, r.promise)
+			client.Produce(r.ctx, r.rec, r.promise)
 		}
 		acks.wg.Wait()
 		return errors.Join(acks.errs...)
@@ -181,6 +208,7 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 		close(acked)
 		return acked
 	}
+	client := p.producer() // not nil: Publish handed these records over
 	var remaining atomic.Int64
 	remaining.Store(int64(len(flight)))
 	for _, r := range flight {
@@ -193,8 +221,8 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 			}
 			continue
 		}
-		p.client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
-			p.recreated.failed(p.client, rec.Topic, err)
+		client.Produce(r.ctx, r.rec, func(rec *kgo.Record, err error) {
+			p.recreated.failed(client, rec.Topic, err)
 			r.promise(rec, err)
 			if remaining.Add(-1) == 0 {
 				close(acked)
@@ -220,13 +248,16 @@ func (a *acknowledgements) done(msg *message.Message, err error) {
 	a.wg.Done()
 }
 
-// Close flushes what is buffered and closes the client.
+// Close flushes what is buffered and closes the client; in exactly-once mode the client is the
+// subscriber's, which ends the last transaction and closes it.
 func (p *FranzPublisher) Close() error {
 	p.once.Do(func() {
 		close(p.closed)
 		<-p.sent
-		_ = p.client.Flush(context.Background())
-		p.client.Close()
+		if p.client != nil {
+			_ = p.client.Flush(context.Background())
+			p.client.Close()
+		}
 	})
 	return nil
 }

@@ -54,6 +54,9 @@ type FranzSubscriberConfig struct {
 	// standing for the batch (source.UndecodableBatch) and skipped. Nil means a budget of
 	// DefaultBudgetBytes.
 	Budget *budget.Budget
+	// ExactlyOnce, when not nil, commits answers and offsets in transactions (exactly_once.go);
+	// the publisher must be made with NewFranzTransactionalPublisher on the same value.
+	ExactlyOnce *ExactlyOnce
 }
 
 // Ordering is which messages of a partition are handled one after another, in offset order
@@ -117,6 +120,9 @@ func NewFranzSubscriber(cfg FranzSubscriberConfig, logger watermill.LoggerAdapte
 	if cfg.Ordering == "" {
 		cfg.Ordering = OrderByKey
 	}
+	if cfg.ExactlyOnce != nil {
+		cfg.ExactlyOnce.init()
+	}
 	return &FranzSubscriber{cfg: cfg, logger: logger}, nil
 }
 
@@ -126,6 +132,9 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errors.New("franz subscriber: closed")
+	}
+	if s.cfg.ExactlyOnce != nil && len(s.consumers) > 0 {
+		return nil, errors.New("franz subscriber: exactly-once subscribes to one topic, with one transactional id")
 	}
 	c := newConsumer(s.cfg, topic, s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}))
 	c.watch = newTopicWatch(topic, c.logger, s.cfg.Assignment)
@@ -155,22 +164,23 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		// A crashed member's partitions move after 10 s (Sarama's default) rather than
 		// franz-go's 45 s.
 		kgo.SessionTimeout(10*time.Second),
-		// Only what a partition's engine marks is committed: never past an unacked message.
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(time.Second),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 	)
 	opts = append(opts, c.watch.options()...)
-	client, err := kgo.NewClient(opts...)
+	client, err := c.connect(opts)
 	if err != nil {
 		return nil, err
 	}
 	c.client = client
 	c.watch.start(c.pollCtx, client)
 	s.consumers = append(s.consumers, c)
-	go c.poll()
+	if c.session != nil {
+		go c.pollInTransactions()
+	} else {
+		go c.poll()
+	}
 	go c.resumeWhenRoom()
 	// As in watermill-kafka, the subscription ends when its context does: the router cancels
 	// it on shutdown and then waits for the channel to close.
@@ -182,6 +192,23 @@ func (s *FranzSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		}
 	}()
 	return c.out, nil
+}
+
+// connect makes the consumer's client: a transactional session in exactly-once mode, which
+// commits with its transactions, or a client that commits what the engines mark.
+func (c *consumer) connect(opts []kgo.Opt) (*kgo.Client, error) {
+	e := c.cfg.ExactlyOnce
+	if e == nil {
+		// Only what a partition's engine marks is committed: never past an unacked message.
+		return kgo.NewClient(append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second))...)
+	}
+	session, err := kgo.NewGroupTransactSession(append(opts, e.transactionalOptions()...)...)
+	if err != nil {
+		return nil, err
+	}
+	c.session = session
+	e.setProducer(session.Client())
+	return session.Client(), nil
 }
 
 // Close stops consuming, waits (up to DrainTimeout) for the messages in flight to be acked,

@@ -45,6 +45,9 @@ type partitionWorker struct {
 	// routerEmpty wakes reserve when inRouter drops to 0.
 	routerEmpty chan struct{}
 
+	// halted is set once the partition stops (halt).
+	halted atomic.Bool
+
 	// mark is the argument to MarkCommitOffsets, kept to save two maps per message; only the
 	// engine, under its lock, uses it.
 	mark map[string]map[int32]kgo.EpochOffset
@@ -133,6 +136,7 @@ func (w *partitionWorker) roomFound() (stillWaiting bool) {
 func (w *partitionWorker) halt() {
 	// The engine first: it delivers nothing once stopped, so every delivery it made is in ready
 	// before sendReady sees stop and gives back what it did not send.
+	w.halted.Store(true)
 	w.engine.Stop()
 	close(w.stop)
 	for _, batch := range w.fetches.Stop() {
@@ -231,8 +235,16 @@ func (w *partitionWorker) Deliver(d flow.Delivery) {
 	}
 }
 
-// MarkCommit implements flow.Edge.
+// MarkCommit implements flow.Edge. In exactly-once mode the mark goes to the open transaction,
+// which commits it; a stopped worker's marks are dropped there, since the partition is read again
+// from its committed offset.
 func (w *partitionWorker) MarkCommit(epoch int32, next int64) {
+	if e := w.consumer.cfg.ExactlyOnce; e != nil {
+		if !w.halted.Load() {
+			e.txns.Mark(w.partition, flow.Mark{Epoch: epoch, Next: next})
+		}
+		return
+	}
 	w.mark[w.consumer.topic][w.partition] = kgo.EpochOffset{Epoch: epoch, Offset: next}
 	w.consumer.client.MarkCommitOffsets(w.mark)
 }
@@ -306,19 +318,33 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 		ctx = ctx.redelivery()
 	}
 	ctx.delivery = d
+	parent := w.consumer.msgCtx
+	var txn *flow.Transaction
+	if e := w.consumer.cfg.ExactlyOnce; e != nil {
+		// The message is answered in the open transaction; it waits while a closing one
+		// admits nothing past this partition's messages in it.
+		var ok bool
+		if txn, ok = e.txns.Join(w.partition, d.Offset(), w.stop); !ok {
+			return false
+		}
+		parent = txn.Context() // canceled if the transaction aborts: its retries stop
+	}
 	// Watermill's promise (its pub/sub suite's TestMessageCtx): a message's context is canceled
 	// once the message is acked or nacked.
 	var cancel context.CancelFunc
-	ctx.Context, cancel = context.WithCancel(w.consumer.msgCtx)
+	ctx.Context, cancel = context.WithCancel(parent)
 	msg.SetContext(ctx)
 	select {
 	case w.consumer.out <- msg:
 	case <-w.stop:
 		cancel()
+		if txn != nil {
+			txn.Leave(false)
+		}
 		return false
 	}
 	w.inRouter.Add(1)
-	w.sent <- sentMessage{d, msg, cancel}
+	w.sent <- sentMessage{d, msg, cancel, txn}
 	return true
 }
 
@@ -352,6 +378,7 @@ type sentMessage struct {
 	d      flow.Delivery
 	msg    *message.Message
 	cancel context.CancelFunc // of the message's context
+	txn    *flow.Transaction  // exactly-once: the transaction it was answered in
 }
 
 // awaitAcks tells the engine, for each message sent to the router in turn, whether it was acked
@@ -378,7 +405,11 @@ func (w *partitionWorker) awaitAcks() {
 				continue
 			}
 		}
-		s.d.Done(w.acked(s.msg))
+		acked := w.acked(s.msg)
+		s.d.Done(acked) // marks its offset, if it is the lowest not yet answered
+		if s.txn != nil {
+			s.txn.Leave(acked)
+		}
 		s.cancel()
 		w.returned()
 	}

@@ -20,7 +20,9 @@ type consumer struct {
 	topic  string
 	logger watermill.LoggerAdapter
 	client *kgo.Client
-	out    chan *message.Message
+	// session is the client's transactional session in exactly-once mode, nil otherwise.
+	session *kgo.GroupTransactSession
+	out     chan *message.Message
 
 	// stopPolling ends the poll loop; hardStop cancels the messages' contexts once the drain
 	// timeout has passed.

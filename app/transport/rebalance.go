@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pingpong/pingpong/app/flow"
 )
 
 // worker returns the partition's worker, starting one if the partition is new; nil if the
@@ -45,6 +47,16 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	workers := c.detach(revoked[c.topic])
 	_, generation := cl.GroupMetadata()
 	c.cfg.Assignment.Revoked(generation, revoked)
+	if e := c.cfg.ExactlyOnce; e != nil {
+		// The open transaction aborts (the session refuses to commit it), and every partition
+		// is read again from its committed offset; nothing to drain or commit here. Ending
+		// the transaction here would deadlock: the session holds its lock while this runs.
+		if len(revoked[c.topic]) > 0 {
+			e.txns.Doom(flow.AbortRebalance)
+		}
+		c.logger.Info("Partitions revoked: the open transaction aborts", watermill.LogFields{"partitions": revoked[c.topic]})
+		return
+	}
 	c.logger.Info("Partitions revoked: finishing the messages in flight", watermill.LogFields{"partitions": revoked[c.topic]})
 	c.drain(workers, c.cfg.DrainTimeout)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil && !c.watch.commitFailed(err) {
@@ -57,7 +69,22 @@ func (c *consumer) lost(_ context.Context, cl *kgo.Client, lost map[string][]int
 	c.detach(lost[c.topic])
 	_, generation := cl.GroupMetadata()
 	c.cfg.Assignment.Revoked(generation, lost)
+	if e := c.cfg.ExactlyOnce; e != nil {
+		e.txns.Doom(flow.AbortRebalance)
+	}
 	c.logger.Info("Partitions lost: their next owner answers what was in flight", watermill.LogFields{"partitions": lost[c.topic]})
+}
+
+// restartPartitions stops every partition's worker, dropping what it holds, while the partitions
+// stay owned: after an aborted transaction the client reads them again from their committed
+// offsets, and the next poll starts new workers.
+func (c *consumer) restartPartitions() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, w := range c.partitions {
+		w.halt()
+		delete(c.partitions, p)
+	}
 }
 
 func (c *consumer) detach(partitions []int32) []*partitionWorker {
@@ -110,10 +137,16 @@ func (c *consumer) shutdown() error {
 	c.drain(c.detach(all), c.cfg.DrainTimeout)
 	c.hardStop() // what is still in flight gives up: it was not acked, so it is delivered again
 	c.senders.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := c.client.CommitMarkedOffsets(ctx)
-	c.client.Close() // leaves the group
+	var err error
+	if c.session != nil {
+		// The poll loop has ended the last transaction, with its offsets.
+		c.session.Close()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = c.client.CommitMarkedOffsets(ctx)
+		c.client.Close() // leaves the group
+	}
 	close(c.out)
 	return err
 }

@@ -3,9 +3,11 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/budget"
@@ -23,6 +25,8 @@ type Kafka struct {
 	// Budget is the memory budget the subscriber holds its messages against; nil for
 	// watermill-kafka, which has none.
 	Budget *budget.Budget
+	// Collectors are the transport's own series (the transactions', in exactly-once mode).
+	Collectors []prometheus.Collector
 }
 
 // Close closes the subscriber and the publisher.
@@ -73,6 +77,27 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 	if c.ConsumerOffset == config.OffsetLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
+	producer := append(append([]kgo.Opt{}, opts...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, said out loud: an answer is durable before its request is committed
+		kgo.ProducerLinger(c.Transport.ProducerLinger),
+		kgo.ProducerBatchMaxBytes(int32(c.Transport.ProducerBatchBytes)),
+		kgo.ProducerBatchCompression(codec(c.Transport.ProducerCompression), kgo.NoCompression()),
+		// A publish that cannot be delivered fails in bounded time, so Retry and the poison
+		// queue get their turn; the request stays uncommitted until something is published.
+		kgo.RecordDeliveryTimeout(max(c.Kafka.Timeout, 1e9)),
+	)
+	var eos *ExactlyOnce
+	if d := c.Transport.Delivery; d.ExactlyOnce() {
+		eos = &ExactlyOnce{
+			TransactionalID: TransactionalID(d.TransactionalID, c.ConsumerGroup),
+			Timeout:         d.TransactionTimeout,
+			Interval:        d.TransactionInterval,
+			MaxRequests:     d.TransactionMaxRequests,
+			ProducerOptions: producer[len(opts):],
+			Metrics:         NewTransactionMetrics(),
+		}
+		k.Collectors = eos.Metrics.Collectors()
+	}
 	// Each client is stored in k only once it exists: a nil *FranzPublisher (or subscriber) in
 	// the interface would not be nil, and Close would dereference it (a start-up panic).
 	subscriber, err := NewFranzSubscriber(FranzSubscriberConfig{
@@ -86,26 +111,36 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 		Assignment:         assignment,
 		Budget:             k.Budget,
 		Ordering:           Ordering(c.Transport.Ordering),
+		ExactlyOnce:        eos,
 	}, logger)
 	if err != nil {
 		return k, fmt.Errorf("creating the subscriber: %w", err)
 	}
 	k.Subscriber = subscriber
-	producer := append(append([]kgo.Opt{}, opts...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, said out loud: an answer is durable before its request is committed
-		kgo.ProducerLinger(c.Transport.ProducerLinger),
-		kgo.ProducerBatchMaxBytes(int32(c.Transport.ProducerBatchBytes)),
-		kgo.ProducerBatchCompression(codec(c.Transport.ProducerCompression), kgo.NoCompression()),
-		// A publish that cannot be delivered fails in bounded time, so Retry and the poison
-		// queue get their turn; the request stays uncommitted until something is published.
-		kgo.RecordDeliveryTimeout(max(c.Kafka.Timeout, 1e9)),
-	)
+	if eos != nil {
+		k.Publisher = NewFranzTransactionalPublisher(key, eos)
+		return k, nil
+	}
 	publisher, err := NewFranzPublisher(key, producer...)
 	if err != nil {
 		return k, errors.Join(fmt.Errorf("creating the publisher: %w", err), k.Close())
 	}
 	k.Publisher = publisher
 	return k, nil
+}
+
+// TransactionalID is KAFKA_TRANSACTIONAL_ID, or <group>-<host name> when it is empty: a pod's
+// host name is its name, so a container restarted in the same pod takes its predecessor's id
+// and fences its open transaction at once.
+func TransactionalID(configured, group string) string {
+	if configured != "" {
+		return configured
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "pingpong"
+	}
+	return group + "-" + host
 }
 
 func codec(name string) kgo.CompressionCodec {

@@ -1,0 +1,112 @@
+package service_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/servicetest"
+)
+
+// exactlyOnce is the test configuration of KAFKA_DELIVERY=exactly-once on brokers; id names the
+// instance's transactional id (instances of one test run on one host, so the default would be
+// shared).
+func exactlyOnce(t *testing.T, brokers []string, id string) config.Service {
+	cfg := servicetest.Config(t, brokers)
+	cfg.Transport.Delivery.Mode = config.DeliveryExactlyOnce
+	cfg.Transport.Delivery.TransactionalID = id
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// readCommitted reads the answer topics as the docs tell a client of exactly-once mode to.
+func readCommitted(t *testing.T, brokers []string) *servicetest.Reader {
+	return servicetest.NewReader(t, brokers, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+}
+
+func TestExactlyOnceAnswersEachRequestOnce(t *testing.T) {
+	const partitions = 4
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	reqs := servicetest.Mix("eos", 2000, partitions)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs)
+	svc := servicetest.Start(t, exactlyOnce(t, brokers, "eos-a"))
+
+	tally := readCommitted(t, brokers).Await(t, reqs, time.Minute)
+	if len(tally.Missing) > 0 || tally.Duplicates > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("%s; wrong: %v", tally, first(tally.Wrong, 5))
+	}
+	metrics := get(t, "http://"+svc.HTTPAddr()+"/metrics", http.StatusOK)
+	if !strings.Contains(metrics, "pingpong_transactions_committed_total ") || strings.Contains(metrics, "pingpong_transactions_committed_total 0\n") {
+		t.Errorf("no transaction counted as committed:\n%s", grepLines(metrics, "pingpong_transaction"))
+	}
+}
+
+// Every other write of answers fails for a while: each transaction that meets a failure aborts, and its
+// requests are answered again in a later one. A read_committed reader sees every request
+// answered once; a read_uncommitted one sees the aborted answers too.
+func TestExactlyOnceUnderPublishFailures(t *testing.T) {
+	const partitions = 4
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	var failing atomic.Bool
+	var failed, seen atomic.Int64
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		produce := req.(*kmsg.ProduceRequest)
+		// Every other write fails: the transaction holds answers written before it aborts.
+		if !failing.Load() || produce.TransactionID == nil || seen.Add(1)%2 == 0 {
+			return nil, nil, false
+		}
+		resp := produce.ResponseKind().(*kmsg.ProduceResponse)
+		for _, topic := range produce.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = topic.Topic, topic.TopicID
+			for _, p := range topic.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		failed.Add(1)
+		return resp, nil, true
+	})
+	reqs := servicetest.Mix("eos-fail", 2000, partitions)
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs[:1000])
+	uncommitted := servicetest.NewReader(t, brokers)
+	svc := servicetest.Start(t, exactlyOnce(t, brokers, "eos-b"))
+	failing.Store(true)
+	time.AfterFunc(time.Second, func() { failing.Store(false) })
+	servicetest.Produce(t, servicetest.Client(t, brokers), reqs[1000:])
+
+	tally := readCommitted(t, brokers).Await(t, reqs, time.Minute)
+	if len(tally.Missing) > 0 || tally.Duplicates > 0 || len(tally.Wrong) > 0 {
+		t.Fatalf("read committed: %s; wrong: %v", tally, first(tally.Wrong, 5))
+	}
+	if failed.Load() == 0 {
+		t.Fatal("no write failed: the test proves nothing")
+	}
+	if all := uncommitted.Await(t, reqs, 10*time.Second); all.Duplicates == 0 {
+		t.Errorf("read uncommitted: %s; the aborted answers should show there", all)
+	}
+	metrics := get(t, "http://"+svc.HTTPAddr()+"/metrics", http.StatusOK)
+	if strings.Contains(metrics, `pingpong_transactions_aborted_total{reason="publish_failed"} 0`) {
+		t.Errorf("no abort counted for the failed writes:\n%s", grepLines(metrics, "pingpong_transaction"))
+	}
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
+var _ = context.Background

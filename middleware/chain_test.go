@@ -315,6 +315,31 @@ func TestShutdownDoesNotPoison(t *testing.T) {
 	}
 }
 
+// A request the transport gave up (its context canceled: its transaction aborted, its key
+// rewound, or the service stopping) is no failure: it is logged at debug only, while a request
+// that could not be answered is an error.
+func TestAGivenUpRequestIsNotLoggedAsAnError(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	hs.pub.failures["t.succeeded"] = -1
+	hs.pub.failures["t.failed"] = -1
+	given := request(`{"transaction-id": "g", "payload": {"message": "ping"}}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	given.SetContext(ctx)
+	cancel()
+	if _, err := hs.chain(given); err == nil {
+		t.Fatal("a given-up request is left for redelivery")
+	}
+	if hs.logs.Len() != 0 {
+		t.Errorf("a given-up request was logged at info or above: %s", hs.logs)
+	}
+	if _, err := hs.chain(request(`{"transaction-id": "f", "payload": {"message": "ping"}}`)); err == nil {
+		t.Fatal("a request whose answer cannot be published is nacked")
+	}
+	if !strings.Contains(hs.logs.String(), `"level":"error"`) {
+		t.Errorf("a request that could not be answered was not logged as an error: %s", hs.logs)
+	}
+}
+
 func TestLargeOriginalIsOmitted(t *testing.T) {
 	hs := newHarness(t, pingpong, logrus.InfoLevel)
 	body := `{"transaction-id": "big", "payload": {"message": "` + strings.Repeat("x", 100) + `"}}`

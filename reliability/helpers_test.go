@@ -32,6 +32,9 @@ type figures struct {
 	// felt is how the instances felt the fault: retries and redeliveries (nacks); nil for a
 	// binary, whose metrics die with it.
 	felt []*servicetest.Running
+	// exactlyOnce fails the test on a duplicate too: the answers were read committed from
+	// instances in exactly-once mode.
+	exactlyOnce bool
 }
 
 // report logs the figures as a row of docs/reliability.md's table, and fails the test when a
@@ -49,7 +52,7 @@ func (f figures) report(t *testing.T) {
 	}
 	t.Logf("FIGURES | %s | %s | %d | %d | %d | %d | %d | %s | %s | %.1f s |", f.scenario, f.fault,
 		f.tally.Requests, f.tally.Answered, len(f.tally.Missing), f.tally.Duplicates, f.exhausted, retries, nacks, f.elapsed.Seconds())
-	if len(f.tally.Missing) > 0 || len(f.tally.Wrong) > 0 {
+	if len(f.tally.Missing) > 0 || len(f.tally.Wrong) > 0 || (f.exactlyOnce && f.tally.Duplicates > 0) {
 		t.Fatalf("%s\nmissing %v\nwrong %v", f.tally, head(f.tally.Missing), head(f.tally.Wrong))
 	}
 }

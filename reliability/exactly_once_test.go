@@ -64,7 +64,7 @@ func TestExactlyOnceThroughProcessFaults(t *testing.T) {
 	}
 	waitFor(t, time.Minute, "2,000 answers", answered(2000))
 	a.Signal(t, syscall.SIGKILL, 10*time.Second) // its open transaction is left to the broker
-	startExactlyOnce(t, brokers, "eos-a")         // the same id: it fences the dead one's transaction
+	startExactlyOnce(t, brokers, "eos-a")        // the same id: it fences the dead one's transaction
 	waitFor(t, time.Minute, "6,000 answers", answered(6000))
 	if code := b.Signal(t, syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d", code)

@@ -177,3 +177,52 @@ func abortedRequests(t *testing.T, brokers []string) func() map[string]bool {
 		return ids
 	}
 }
+
+// TestExactlyOnceSIGKILLMidTransaction kills one of two instances (SIGKILL) while its
+// transactions are open and requests keep coming to every partition, and does not restart it.
+// The survivor takes its partitions once the session times out, and reads them once the dead
+// instance's open transaction is aborted by the broker (KAFKA_TRANSACTION_TIMEOUT); it answers
+// what the dead one had answered in its open transaction, once. The figure is how long the dead
+// instance's partitions went unanswered.
+func TestExactlyOnceSIGKILLMidTransaction(t *testing.T) {
+	const n, ids = 12_000, 200
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	records := orderedPings(n, ids)
+	reader := readCommitted(t, brokers)
+	victim := startExactlyOnce(t, brokers, "eos-victim")
+	startExactlyOnce(t, brokers, "eos-survivor")
+	producer := servicetest.Client(t, brokers)
+	produce := func(recs []*kgo.Record) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answered := func(want int) func() bool {
+		return func() bool {
+			reader.Await(t, nil, 20*time.Millisecond)
+			return len(reader.Answers()) >= want
+		}
+	}
+	half := n / 2
+	for i := 0; i < half; i += 500 {
+		produce(records[i : i+500])
+	}
+	waitFor(t, time.Minute, "the first half answered", answered(half))
+	// Requests keep coming while the victim dies: its transactions are open when it does.
+	go produce(records[half : half+2000])
+	time.Sleep(50 * time.Millisecond)
+	victim.Signal(t, syscall.SIGKILL, 10*time.Second)
+	killed := time.Now()
+	produce(records[half+2000:])
+	waitFor(t, time.Minute, "every request answered", answered(n))
+	waited := time.Since(killed)
+	reader.Await(t, nil, 2*time.Second) // late duplicates
+	t.Logf("FIGURES | exactly-once, SIGKILL of 1 of 2 instances mid-transaction, not restarted | every request answered %.1f s after the kill (session timeout 10 s, transaction timeout 10 s) |", waited.Seconds())
+	if got := len(reader.Answers()); got != n {
+		t.Errorf("%d answers read committed for %d requests", got, n)
+	}
+	checkOrder(t, reader.Answers(), ids)
+}

@@ -3,6 +3,7 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -225,4 +226,53 @@ func TestExactlyOnceSIGKILLMidTransaction(t *testing.T) {
 		t.Errorf("%d answers read committed for %d requests", got, n)
 	}
 	checkOrder(t, reader.Answers(), ids)
+}
+
+// TestExactlyOnceTwoInstancesWithOneTransactionalID: a second instance started with the first's
+// transactional id fences it (a configuration mistake, or a pod replaced while the old one still
+// runs). The fenced one stops, naming the setting, rather than answering on; every request is
+// still answered once.
+func TestExactlyOnceTwoInstancesWithOneTransactionalID(t *testing.T) {
+	const n, ids = 6_000, 200
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	records := orderedPings(n, ids)
+	reader := readCommitted(t, brokers)
+	first := startExactlyOnce(t, brokers, "eos-shared")
+	producer := servicetest.Client(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := producer.ProduceSync(ctx, records[:n/2]...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the first half answered", func() bool {
+		reader.Await(t, nil, 20*time.Millisecond)
+		return len(reader.Answers()) >= n/2
+	})
+	startExactlyOnce(t, brokers, "eos-shared")
+	for i := n / 2; i < n; i += 100 {
+		if err := producer.ProduceSync(ctx, records[i:i+100]...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, time.Minute, "every request answered", func() bool {
+		reader.Await(t, nil, 20*time.Millisecond)
+		return len(reader.Answers()) >= n
+	})
+	waitFor(t, 30*time.Second, "the fenced instance to exit", func() bool {
+		_, exited := first.Exited()
+		return exited
+	})
+	if err, _ := first.Exited(); err == nil {
+		t.Error("the fenced instance exited 0: an orchestrator would not know it failed")
+	}
+	if !strings.Contains(first.Output.String(), "KAFKA_TRANSACTIONAL_ID") {
+		t.Error("the fenced instance did not name KAFKA_TRANSACTIONAL_ID")
+	}
+	reader.Await(t, nil, 2*time.Second)
+	checkOrder(t, reader.Answers(), ids)
+	if got := len(reader.Answers()); got != n {
+		t.Errorf("%d answers read committed for %d requests", got, n)
+	}
 }

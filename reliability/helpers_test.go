@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,21 +61,30 @@ func (f figures) report(t *testing.T) {
 // serviceConfig is the service's configuration for brokers as servicetest gives it (short
 // retries), edited by edit. KAFKA_TRANSPORT, when set, picks the transport, as it does for the
 // binary: `KAFKA_TRANSPORT=watermill-kafka go test ./reliability/` runs the scenarios on the
-// other one.
+// other one; RELIABILITY_DELIVERY=exactly-once runs them in exactly-once mode, each instance with
+// its own transactional id (not KAFKA_DELIVERY: a caller's exported setting must not change the
+// suite).
 func serviceConfig(t *testing.T, brokers []string, edit ...func(*config.Service)) config.Service {
 	t.Helper()
 	cfg := servicetest.Config(t, brokers)
 	if name, ok := os.LookupEnv("KAFKA_TRANSPORT"); ok {
 		cfg.Transport.Name = name
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if mode, ok := os.LookupEnv("RELIABILITY_DELIVERY"); ok {
+		cfg.Transport.Delivery.Mode = mode
+		cfg.Transport.Delivery.TransactionalID = fmt.Sprintf("reliability-%d", instances.Add(1))
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	for _, e := range edit {
 		e(&cfg)
 	}
 	return cfg
 }
+
+// instances numbers the instances a run starts, for their transactional ids.
+var instances atomic.Int64
 
 // load produces requests to .requested at a steady pace, in the background, until it is stopped
 // or has sent them all: the traffic a fault happens in the middle of. The producer is an

@@ -57,7 +57,7 @@ func TestOnlyCommittedRequestsAreAnswered(t *testing.T) {
 			transaction(pings("open"), nil) // written, not committed yet
 
 			startBinaryWith(t, brokers, env...)
-			reader := servicetest.NewReader(t, brokers, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			reader := servicetest.NewReader(t, brokers)
 			count := func(prefix string) int {
 				n := 0
 				for _, a := range reader.Answers() {

@@ -111,7 +111,6 @@ func TestExactlyOnceUnderPublishFailures(t *testing.T) {
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }
 
-
 // The broker refuses some transactional offset commits and some ends of transactions: each such
 // transaction aborts (commit_failed) and its requests are answered again in a later one, once.
 func TestExactlyOnceWhenCommittingTransactionsFails(t *testing.T) {

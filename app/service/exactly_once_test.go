@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -195,5 +196,38 @@ func TestExactlyOnceShutdownLeavesNoTransactionOpen(t *testing.T) {
 	tally := reader.Await(t, reqs, time.Minute)
 	if len(tally.Missing) > 0 || tally.Duplicates > 0 || len(tally.Wrong) > 0 {
 		t.Fatalf("%s; wrong: %v", tally, first(tally.Wrong, 5))
+	}
+}
+
+// Keyed requests, many per key, drained from a backlog: the engine releases a key's next request
+// out of offset order, and a closed transaction waits for those below its highest offset. None
+// may wait behind one that cannot join until the next transaction: every transaction commits,
+// none aborts for want of an answer.
+func TestExactlyOnceTransactionsOfKeyedBacklogsCommit(t *testing.T) {
+	const partitions, n, ids = 4, 20000, 200
+	cluster := servicetest.Cluster(t, partitions)
+	brokers := cluster.ListenAddrs()
+	records := make([]*kgo.Record, n)
+	for i := range records {
+		id := fmt.Sprintf("k-%d", i%ids)
+		records[i] = &kgo.Record{Topic: servicetest.Topics.Requested, Partition: int32(i % ids % partitions), Key: []byte(id),
+			Value: []byte(`{"transaction-id": "` + id + `", "payload": {"message": "ping"}}`)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := servicetest.Client(t, brokers).ProduceSync(ctx, records...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	svc := servicetest.Start(t, exactlyOnce(t, brokers, "eos-keyed"))
+	reader := readCommitted(t, brokers)
+	for deadline := time.Now().Add(time.Minute); len(reader.Answers()) < n && time.Now().Before(deadline); {
+		reader.Await(t, nil, 100*time.Millisecond)
+	}
+	if got := len(reader.Answers()); got != n {
+		t.Fatalf("%d answers read committed for %d requests", got, n)
+	}
+	metrics := get(t, "http://"+svc.HTTPAddr()+"/metrics", http.StatusOK)
+	if !strings.Contains(metrics, `pingpong_transactions_aborted_total{reason="not_answered"} 0`) {
+		t.Errorf("transactions aborted waiting for answers:\n%s", grepLines(metrics, "pingpong_transaction"))
 	}
 }

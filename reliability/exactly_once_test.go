@@ -284,3 +284,12 @@ func TestExactlyOnceTwoInstancesWithOneTransactionalID(t *testing.T) {
 		t.Errorf("%d answers read committed for %d requests", got, n)
 	}
 }
+
+// TestExactlyOnceAnswersThatCannotBeWrittenArePoisoned: in exactly-once mode a failed write
+// aborts its transaction, and the request is delivered again in the next; once its answer has
+// failed in more transactions than RETRY_MAX_RETRIES it is poisoned as retries exhausted, and
+// its partition moves on, as in at-least-once mode (TestPublishToSucceededFailsForGood). Each
+// request is answered once.
+func TestExactlyOnceAnswersThatCannotBeWrittenArePoisoned(t *testing.T) {
+	publishToSucceededFailsForGood(t, true)
+}

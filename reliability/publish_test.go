@@ -68,9 +68,19 @@ func TestTransientPublishFaults(t *testing.T) {
 // TestPublishToSucceededFailsForGood fails every pong's publishing until ten pings were poisoned:
 // each ping then gets the contract's answer for processing that failed for good, on .failed.
 func TestPublishToSucceededFailsForGood(t *testing.T) {
+	publishToSucceededFailsForGood(t, false)
+}
+
+// publishToSucceededFailsForGood is TestPublishToSucceededFailsForGood, in exactly-once mode if
+// exactlyOnce (TestExactlyOnceAnswersThatCannotBeWrittenArePoisoned).
+func publishToSucceededFailsForGood(t *testing.T, exactlyOnce bool) {
 	cluster := servicetest.Cluster(t, partitions)
 	brokers := cluster.ListenAddrs()
-	svc := servicetest.Start(t, serviceConfig(t, brokers))
+	svc := servicetest.Start(t, serviceConfig(t, brokers, func(c *config.Service) {
+		if exactlyOnce {
+			c.Transport.Delivery.Mode, c.Transport.Delivery.TransactionalID = config.DeliveryExactlyOnce, "eos-poisoned"
+		}
+	}))
 	reader := servicetest.NewReader(t, brokers)
 
 	start := time.Now()
@@ -84,7 +94,8 @@ func TestPublishToSucceededFailsForGood(t *testing.T) {
 	reqs := ld.finish(t, time.Minute)
 	tally, exhausted := collect(t, reader, reqs)
 	figures{scenario: "publishing to .succeeded fails for good until 10 pings are poisoned",
-		fault: "permanent publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc}}.report(t)
+		fault: "permanent publish failure", tally: tally, exhausted: exhausted, elapsed: time.Since(start), felt: []*servicetest.Running{svc},
+		exactlyOnce: exactlyOnce}.report(t)
 	if exhausted < 10 {
 		t.Errorf("%d pings answered as retries exhausted, want at least 10", exhausted)
 	}

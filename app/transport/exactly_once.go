@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/flow"
+	"github.com/pingpong/pingpong/source"
 )
 
 // ExactlyOnce makes the franz-go subscriber and publisher commit answers and input offsets in one
@@ -30,10 +31,63 @@ type ExactlyOnce struct {
 	// ProducerOptions tune the shared client's producer, as the publisher's own otherwise.
 	ProducerOptions []kgo.Opt
 	Metrics         *TransactionMetrics
+	// PoisonTopic is the poison queue's topic. A failed answer there does not count against its
+	// request: at-least-once does not retry a poison record either, it redelivers the request
+	// until the poison queue takes it, and so does an abort.
+	PoisonTopic string
 
 	txns   *flow.Transactions
 	mu     sync.Mutex
 	client *kgo.Client // the shared client, once the subscriber has connected
+	// failed counts, per partition and offset of a request, the transactions that aborted
+	// because its answer could not be written (middleware.GiveUpAfterAbortedAnswers); forgotten
+	// once the request's offset is committed.
+	failed map[int32]map[int64]int
+}
+
+// answerFailed counts a write of src's answer to topic that failed: its transaction aborts.
+func (e *ExactlyOnce) answerFailed(src source.Source, topic string) {
+	if topic == e.PoisonTopic {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failed == nil {
+		e.failed = map[int32]map[int64]int{}
+	}
+	offsets := e.failed[src.Partition]
+	if offsets == nil {
+		offsets = map[int64]int{}
+		e.failed[src.Partition] = offsets
+	}
+	if len(offsets) >= maxFailedAnswers {
+		clear(offsets) // a bound on memory; the requests then take their retries again
+	}
+	offsets[src.Offset]++
+}
+
+// maxFailedAnswers bounds the requests of a partition whose failed answers are counted: a
+// partition whose every answer fails counts at most its window's worth between two commits.
+const maxFailedAnswers = 16 << 10
+
+// abortedAnswers is how many transactions aborted on a failed answer to the request at offset.
+func (e *ExactlyOnce) abortedAnswers(partition int32, offset int64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failed[partition][offset]
+}
+
+// committed forgets the failed answers of the requests a transaction committed.
+func (e *ExactlyOnce) committed(marks map[int32]flow.Mark) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for p, m := range marks {
+		for offset := range e.failed[p] {
+			if offset < m.Next {
+				delete(e.failed[p], offset)
+			}
+		}
+	}
 }
 
 func (e *ExactlyOnce) init() {
@@ -194,6 +248,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) {
 	committed, err := c.session.End(ctx, kgo.TransactionEndTry(commit))
 	took := time.Since(txn.Started()).Seconds()
 	if committed {
+		e.committed(marks)
 		e.Metrics.committed.Inc()
 		e.Metrics.duration.WithLabelValues("committed").Observe(took)
 		return

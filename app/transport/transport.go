@@ -95,6 +95,7 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 			MaxRequests:     d.TransactionMaxRequests,
 			ProducerOptions: producer[len(opts):],
 			Metrics:         NewTransactionMetrics(),
+			PoisonTopic:     c.Kafka.Topics().Failed,
 		}
 		k.Collectors = eos.Metrics.Collectors()
 	}

@@ -89,7 +89,11 @@ func TestExactlyOnceUnderPublishFailures(t *testing.T) {
 	reqs := servicetest.Mix("eos-fail", 2000, partitions)
 	servicetest.Produce(t, servicetest.Client(t, brokers), reqs[:1000])
 	uncommitted := servicetest.NewReader(t, brokers, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
-	svc := servicetest.Start(t, exactlyOnce(t, brokers, "eos-b"))
+	cfg := exactlyOnce(t, brokers, "eos-b")
+	// The default retries (100 ms doubling, five): the aborted transactions back off as Retry
+	// would, and a one-second fault poisons nothing.
+	cfg.Retry.InitialInterval, cfg.Retry.MaxInterval = 100*time.Millisecond, 10*time.Second
+	svc := servicetest.Start(t, cfg)
 	failing.Store(true)
 	time.AfterFunc(time.Second, func() { failing.Store(false) })
 	servicetest.Produce(t, servicetest.Client(t, brokers), reqs[1000:])

@@ -245,8 +245,8 @@ const (
 // exactly-once mode, how its transactions are bounded.
 type Delivery struct {
 	Mode string
-	// TransactionInterval is how long a transaction takes in requests before it commits; a
-	// read_committed reader sees an answer only once its transaction commits.
+	// TransactionInterval is about how long a request waits, from when it was written, for its
+	// transaction to commit; a read_committed reader sees an answer only then.
 	TransactionInterval time.Duration
 	// TransactionMaxRequests bounds the requests of one transaction: what an abort answers again.
 	TransactionMaxRequests int
@@ -272,7 +272,7 @@ const (
 
 func (d *Delivery) addFlags(b binder) {
 	b.String(&d.Mode, "KAFKA_DELIVERY", DeliveryAtLeastOnce, "franz-go: at-least-once (a crash may answer a request twice) or exactly-once (answers and input offsets committed in one Kafka transaction; readers must read committed)")
-	b.Duration(&d.TransactionInterval, "KAFKA_TRANSACTION_INTERVAL", 100*time.Millisecond, "exactly-once: how long a transaction takes in requests before it commits; answers are seen by read_committed readers only then")
+	b.Duration(&d.TransactionInterval, "KAFKA_TRANSACTION_INTERVAL", 100*time.Millisecond, "exactly-once: about how long a request waits, from when it was written, for the transaction that answers it to commit, when read_committed readers see its answer")
 	b.Int(&d.TransactionMaxRequests, "KAFKA_TRANSACTION_MAX_REQUESTS", 10000, "exactly-once: most requests in one transaction, what an abort answers again")
 	b.Duration(&d.TransactionTimeout, "KAFKA_TRANSACTION_TIMEOUT", 10*time.Second, "exactly-once: the broker aborts a transaction open this long; how long an instance killed mid-transaction holds up its partitions")
 	b.String(&d.TransactionalID, "KAFKA_TRANSACTIONAL_ID", "", "exactly-once: transactional id of this instance's producer, unique among live instances; empty is <consumer group>-<host name>, so a restarted pod fences its predecessor")

@@ -12,8 +12,11 @@ import (
 //
 // The rules:
 //
-//   - A transaction admits messages (Join) for Interval from its first one, or until MaxRequests
-//     joined; then it closes.
+//   - A transaction admits messages (Join) until MaxRequests joined, or for Interval from its
+//     first one, less what that one had waited since it was written and what the last
+//     transaction took from its close to its commit (together at most half the Interval): so a
+//     request's answer is committed about Interval after the request was written, not Interval
+//     after it joined. Then it closes.
 //   - A closed transaction still admits a partition's messages below the highest offset the
 //     partition had in it: a message the engine held back (behind its key, or for room) while a
 //     later one went ahead. Its offset is committed with this transaction, so it must be
@@ -29,6 +32,8 @@ type Transactions struct {
 
 	mu  sync.Mutex
 	cur *Transaction
+	// ending is how long the last committed transaction took from its close to its commit.
+	ending time.Duration
 	// changed is closed, and replaced, whenever a message waiting in Join may now go in.
 	changed chan struct{}
 }
@@ -120,7 +125,7 @@ func (ts *Transactions) wake() {
 // admits it; false if stop was closed first.
 func (ts *Transactions) Join(partition int32, offset int64, stop <-chan struct{}) (*Transaction, bool) {
 	for {
-		t, changed := ts.TryJoin(partition, offset)
+		t, changed := ts.TryJoin(partition, offset, 0)
 		if t != nil {
 			return t, true
 		}
@@ -132,18 +137,26 @@ func (ts *Transactions) Join(partition int32, offset int64, stop <-chan struct{}
 	}
 }
 
-// TryJoin admits a message of partition at offset into the open transaction if it admits it;
-// otherwise it returns nil and a channel closed once the message may try again. A partition's
-// sender must not wait for one message while others it holds could join: a closed transaction
-// waits for those below its highest offset.
-func (ts *Transactions) TryJoin(partition int32, offset int64) (*Transaction, <-chan struct{}) {
+// TryJoin admits a message of partition at offset, which has waited since it was written, into
+// the open transaction if it admits it; otherwise it returns nil and a channel closed once the
+// message may try again. A partition's sender must not wait for one message while others it
+// holds could join: a closed transaction waits for those below its highest offset.
+func (ts *Transactions) TryJoin(partition int32, offset int64, waited time.Duration) (*Transaction, <-chan struct{}) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t := ts.cur; t != nil && t.admits(partition, offset) {
-		t.join(partition, offset)
+		t.join(partition, offset, waited)
 		return t, nil
 	}
 	return nil, ts.changed
+}
+
+// Ended reports how long the last committed transaction took from its close to its commit; the
+// next transactions close that much earlier.
+func (ts *Transactions) Ended(closeToCommit time.Duration) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.ending = max(closeToCommit, 0)
 }
 
 // admits says whether the message may join; ts.mu is held.
@@ -159,10 +172,12 @@ func (t *Transaction) admits(partition int32, offset int64) bool {
 }
 
 // join counts the message in; ts.mu is held.
-func (t *Transaction) join(partition int32, offset int64) {
+func (t *Transaction) join(partition int32, offset int64, waited time.Duration) {
 	if t.requests == 0 {
 		t.started = time.Now()
-		t.stopTimer = t.ts.cfg.AfterFunc(t.ts.cfg.Interval, t.intervalOver)
+		interval := t.ts.cfg.Interval
+		early := min(max(waited, 0)+t.ts.ending, interval/2)
+		t.stopTimer = t.ts.cfg.AfterFunc(interval-early, t.intervalOver)
 	}
 	t.requests++
 	t.out++

@@ -9,10 +9,13 @@ import (
 )
 
 // manualTimer is a TransactionsConfig.AfterFunc the test fires by hand.
-type manualTimer struct{ fire func() }
+type manualTimer struct {
+	fire  func()
+	after time.Duration
+}
 
-func (m *manualTimer) afterFunc(_ time.Duration, f func()) func() bool {
-	m.fire = f
+func (m *manualTimer) afterFunc(d time.Duration, f func()) func() bool {
+	m.fire, m.after = f, d
 	return func() bool { return true }
 }
 
@@ -184,5 +187,30 @@ func TestAJoinGivesUpWhenItsPartitionStops(t *testing.T) {
 	close(stop)
 	if _, ok := ts.Join(0, 0, stop); ok {
 		t.Error("joined with no transaction open")
+	}
+}
+
+// A transaction closes early by what its first request had waited since it was written and what
+// the last one took from its close to its commit, so that a request is committed about Interval
+// after it was written; never more than half the Interval early.
+func TestATransactionClosesEarlyByItsFirstRequestsWaitAndTheLastEnding(t *testing.T) {
+	for _, tc := range []struct {
+		waited, ending, want time.Duration
+	}{
+		{0, 0, time.Second},
+		{100 * time.Millisecond, 0, 900 * time.Millisecond},
+		{100 * time.Millisecond, 50 * time.Millisecond, 850 * time.Millisecond},
+		{time.Hour, 0, 500 * time.Millisecond}, // a backlog: at most half the interval early
+		{-time.Second, 0, time.Second},         // a clock ahead of ours
+	} {
+		ts, timer := newTransactions(100)
+		ts.Ended(tc.ending)
+		ts.Open(context.Background())
+		if txn, _ := ts.TryJoin(0, 0, tc.waited); txn == nil {
+			t.Fatal("the open transaction did not admit a message")
+		}
+		if timer.after != tc.want {
+			t.Errorf("waited %v, last ending %v: closes after %v, want %v", tc.waited, tc.ending, timer.after, tc.want)
+		}
 	}
 }

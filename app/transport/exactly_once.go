@@ -253,6 +253,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) flow.Abo
 	if stopping {
 		wait, reason = min(wait, c.cfg.DrainTimeout), flow.AbortShutdown
 	}
+	closed := time.Now()
 	idle := txn.Close()
 	select {
 	case <-idle:
@@ -273,6 +274,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) flow.Abo
 	committed, err := c.session.End(ctx, kgo.TransactionEndTry(commit))
 	took := time.Since(txn.Started()).Seconds()
 	if committed {
+		e.txns.Ended(time.Since(closed))
 		e.committed(marks)
 		e.Metrics.committed.Inc()
 		e.Metrics.duration.WithLabelValues("committed").Observe(took)

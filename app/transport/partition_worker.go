@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -309,7 +310,11 @@ func (w *partitionWorker) join(d flow.Delivery) (txn *flow.Transaction, wait <-c
 	if e == nil {
 		return nil, nil, true
 	}
-	txn, wait = e.txns.TryJoin(w.partition, d.Offset())
+	var waited time.Duration
+	if src, ok := d.Msg().(*outgoing).ctx.src.(source.Source); ok && !src.Timestamp.IsZero() {
+		waited = time.Since(src.Timestamp)
+	}
+	txn, wait = e.txns.TryJoin(w.partition, d.Offset(), waited)
 	return txn, wait, txn != nil
 }
 

@@ -27,6 +27,14 @@ func readCommitted(t *testing.T, brokers []string) *servicetest.Reader {
 	return servicetest.NewReader(t, brokers)
 }
 
+// answeredAtLeast is a waitFor condition: reader has read at least want answers.
+func answeredAtLeast(t *testing.T, reader *servicetest.Reader, want int) func() bool {
+	return func() bool {
+		reader.Await(t, nil, 20*time.Millisecond)
+		return len(reader.Answers()) >= want
+	}
+}
+
 // TestExactlyOnceThroughProcessFaults: three instances in exactly-once mode answer keyed pings
 // arriving steadily while one is killed (SIGKILL, mid-transaction) and restarted with its
 // transactional id, one is stopped (SIGTERM) and restarted, and one is paused (SIGSTOP) past the
@@ -58,12 +66,7 @@ func TestExactlyOnceThroughProcessFaults(t *testing.T) {
 		}
 		sent <- nil
 	}()
-	answered := func(want int) func() bool {
-		return func() bool {
-			reader.Await(t, nil, 50*time.Millisecond)
-			return len(reader.Answers()) >= want
-		}
-	}
+	answered := func(want int) func() bool { return answeredAtLeast(t, reader, want) }
 	waitFor(t, time.Minute, "2,000 answers", answered(2000))
 	a.Signal(t, syscall.SIGKILL, 10*time.Second) // its open transaction is left to the broker
 	startExactlyOnce(t, brokers, "eos-a")        // the same id: it fences the dead one's transaction
@@ -205,12 +208,7 @@ func TestExactlyOnceSIGKILLMidTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	answered := func(want int) func() bool {
-		return func() bool {
-			reader.Await(t, nil, 20*time.Millisecond)
-			return len(reader.Answers()) >= want
-		}
-	}
+	answered := func(want int) func() bool { return answeredAtLeast(t, reader, want) }
 	half := n / 2
 	for i := 0; i < half; i += 500 {
 		produce(records[i : i+500])
@@ -253,10 +251,7 @@ func TestExactlyOnceTwoInstancesWithOneTransactionalID(t *testing.T) {
 	if err := producer.ProduceSync(ctx, records[:n/2]...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the first half answered", func() bool {
-		reader.Await(t, nil, 20*time.Millisecond)
-		return len(reader.Answers()) >= n/2
-	})
+	waitFor(t, time.Minute, "the first half answered", answeredAtLeast(t, reader, n/2))
 	startExactlyOnce(t, brokers, "eos-shared")
 	for i := n / 2; i < n; i += 100 {
 		if err := producer.ProduceSync(ctx, records[i:i+100]...).FirstErr(); err != nil {
@@ -264,10 +259,7 @@ func TestExactlyOnceTwoInstancesWithOneTransactionalID(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitFor(t, time.Minute, "every request answered", func() bool {
-		reader.Await(t, nil, 20*time.Millisecond)
-		return len(reader.Answers()) >= n
-	})
+	waitFor(t, time.Minute, "every request answered", answeredAtLeast(t, reader, n))
 	waitFor(t, 30*time.Second, "the fenced instance to exit", func() bool {
 		_, exited := first.Exited()
 		return exited

@@ -90,11 +90,7 @@ func TestDeliveryReachesTheService(t *testing.T) {
 // (a mode it does not know, a bound out of range), and the templates refuse a fixed
 // transactional id wherever two pods could run with it and fence each other.
 func TestDeliveryValuesAreChecked(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		values map[string]any
-		want   string
-	}{
+	for _, tc := range []refusal{
 		{"an unknown mode", exactlyOnce(map[string]any{"mode": "exactly_once"}, nil), "/kafka/delivery/mode"},
 		{"a misspelt setting", exactlyOnce(map[string]any{"transactionTimout": "10s"}, nil), "'transactionTimout' not allowed"},
 		{"an interval that is not a Go duration", exactlyOnce(map[string]any{"transactionInterval": "100"}, nil), "/kafka/delivery/transactionInterval"},
@@ -110,15 +106,6 @@ func TestDeliveryValuesAreChecked(t *testing.T) {
 		}), "updateStrategy.type Recreate"},
 		{"a transaction setting in extraEnv", map[string]any{"extraEnv": []any{map[string]any{"name": "KAFKA_TRANSACTION_TIMEOUT", "value": "1m"}}}, "extraEnv sets KAFKA_TRANSACTION_TIMEOUT"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel() // one helm process each
-			_, err := renderChart(t, tc.values)
-			if err == nil {
-				t.Fatalf("values %v were accepted", tc.values)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("the error does not say %q:\n%v", tc.want, err)
-			}
-		})
+		refused(t, tc)
 	}
 }

@@ -57,11 +57,7 @@ func TestTemplatesRefuseInconsistentValues(t *testing.T) {
 	keda := func(over map[string]any) map[string]any {
 		return map[string]any{"autoscaling": map[string]any{"keda": merge(map[string]any{"enabled": true}, over)}}
 	}
-	for _, tc := range []struct {
-		name   string
-		values map[string]any
-		want   string
-	}{
+	for _, tc := range []refusal{
 		{"HPA above the partitions", hpa(map[string]any{"maxReplicas": 7}), "autoscaling.hpa.maxReplicas (7) is above topics.partitions (6)"},
 		{"KEDA above the partitions", merge(keda(map[string]any{"maxReplicas": 13}), map[string]any{"topics": map[string]any{"partitions": 12}}), "autoscaling.keda.maxReplicas (13) is above topics.partitions (12)"},
 		{"HPA min above max", hpa(map[string]any{"minReplicas": 5, "maxReplicas": 4}), "minReplicas (5) is above autoscaling.hpa.maxReplicas (4)"},
@@ -77,15 +73,28 @@ func TestTemplatesRefuseInconsistentValues(t *testing.T) {
 		{"SHUTDOWN_TIMEOUT in extraEnv", map[string]any{"extraEnv": []any{map[string]any{"name": "SHUTDOWN_TIMEOUT", "value": "5m"}}}, "SHUTDOWN_TIMEOUT comes from config.shutdownTimeoutSeconds"},
 		{"a Kafka setting in extraEnv", map[string]any{"extraEnv": []any{map[string]any{"name": "KAFKA_BROKERS", "value": "x:1"}}}, "extraEnv sets KAFKA_BROKERS"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel() // one helm process each
-			_, err := renderChart(t, tc.values)
-			if err == nil {
-				t.Fatalf("values %v were accepted", tc.values)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("the error does not say %q:\n%v", tc.want, err)
-			}
-		})
+		refused(t, tc)
 	}
+}
+
+// refusal is values the chart must refuse, with what its error must say.
+type refusal struct {
+	name   string
+	values map[string]any
+	want   string
+}
+
+// refused runs a subtest that renders the chart with tc's values and expects an error saying
+// tc.want.
+func refused(t *testing.T, tc refusal) {
+	t.Run(tc.name, func(t *testing.T) {
+		t.Parallel() // one helm process each
+		_, err := renderChart(t, tc.values)
+		if err == nil {
+			t.Fatalf("values %v were accepted", tc.values)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("the error does not say %q:\n%v", tc.want, err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ func Start(port, partitions int, topics ...string) (*Broker, error) {
 		kfake.SeedTopics(int32(partitions), topics...),
 		kfake.DefaultNumPartitions(partitions),
 		kfake.AllowAutoTopicCreation(),
+		kfake.ListenFn(Listen),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded broker on 127.0.0.1:%d: %w", port, err)

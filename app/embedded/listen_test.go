@@ -22,6 +22,7 @@ import (
 // which happened about every other time (a select between the closed connection and room in the
 // answer queue); eight groups make the old behaviour show at once.
 func TestClientDyingInJoinGroupLeavesTheGroup(t *testing.T) {
+	t.Parallel()
 	const topic, partitions, groups = "joins", 4, 8
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.ListenFn(embedded.Listen))
 	if err != nil {

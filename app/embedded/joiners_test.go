@@ -96,7 +96,8 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 	}
 	sync := kmsg.NewPtrSyncGroupRequest()
 	sync.Group, sync.MemberID, sync.Generation = group, join.MemberID, joined.Generation
-	if synced, err := sync.RequestWith(ctx, slow); err != nil || synced.ErrorCode != 0 {
+	// REBALANCE_IN_PROGRESS when the live member has rejoined first: the slow one stays a member.
+	if synced, err := sync.RequestWith(ctx, slow); err != nil || synced.ErrorCode != 0 && synced.ErrorCode != kerr.RebalanceInProgress.Code {
 		t.Fatalf("SyncGroup: %v %v", err, synced)
 	}
 	// The live member hands over a share of its partitions and rejoins: the group waits for

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,22 @@ import (
 	"github.com/pingpong/pingpong/poison"
 )
 
+// faultGaps is the shortest and the longest pause between two faults: FAULT_EVERY (min-max),
+// 2s-6s by default.
+func faultGaps(t *testing.T) (time.Duration, time.Duration) {
+	every := os.Getenv("FAULT_EVERY")
+	if every == "" {
+		return 2 * time.Second, 6 * time.Second
+	}
+	lo, hi, _ := strings.Cut(every, "-")
+	minGap, err1 := time.ParseDuration(lo)
+	maxGap, err2 := time.ParseDuration(hi)
+	if err1 != nil || err2 != nil || minGap <= 0 || maxGap <= minGap {
+		t.Fatalf("FAULT_EVERY=%q: want two durations min-max, 0 < min < max, e.g. 1s-3s", every)
+	}
+	return minGap, maxGap
+}
+
 // instance is one of the fault run's running binaries.
 type instance struct {
 	cmd     *exec.Cmd
@@ -30,10 +47,11 @@ type instance struct {
 // FaultRun -v). Three instances of the built binary (or FAULT_BINARY, to compare builds) share
 // the group while about 1,000 pings a second over 200 ids arrive, and every 2 to 6 s one of them
 // is killed (SIGKILL) and restarted, stopped (SIGTERM) and restarted, paused (SIGSTOP, past the
-// session timeout) or continued. FAULT_SEED fixes the faults' order. An independent reader then
-// judges: every request answered, no answer before an earlier request of its id was answered,
-// nothing wrong; duplicates are counted (delivery is at least once). docs/reliability.md has
-// the figures.
+// session timeout) or continued. FAULT_SEED fixes the faults' order; FAULT_EVERY (e.g. 1s-3s)
+// sets the pause between faults. An independent reader then judges: every request answered, no
+// answer before an earlier request of its id was answered, nothing wrong; duplicates are counted
+// (delivery is at least once). The run's directory also gets group.log, the group as the broker
+// saw it (groupTrace). docs/reliability.md has the figures.
 func TestRandomizedFaultRun(t *testing.T) {
 	dur, _ := time.ParseDuration(os.Getenv("FAULT_FOR"))
 	if dur == 0 {
@@ -52,6 +70,8 @@ func TestRandomizedFaultRun(t *testing.T) {
 	const ids = 200
 	cluster := servicetest.Cluster(t, partitions)
 	brokers := cluster.ListenAddrs()
+	trace := newGroupTrace(t, logs)
+	trace.watch(cluster)
 	started := 0
 	start := func() *instance {
 		bin := binary
@@ -70,6 +90,7 @@ func TestRandomizedFaultRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		go cmd.Wait()
+		trace.logf("FAULT start instance-%d pid %d", started, cmd.Process.Pid)
 		return &instance{cmd: cmd}
 	}
 	insts := []*instance{start(), start(), start()}
@@ -81,6 +102,10 @@ func TestRandomizedFaultRun(t *testing.T) {
 	reader := servicetest.NewReader(t, brokers)
 	producer := servicetest.Client(t, brokers)
 	ctx := context.Background()
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
+	go trace.poll(tctx, kadm.NewClient(producer))
+	minGap, maxGap := faultGaps(t)
 	n := 0
 	partitionOf, offsetOf := map[int]int32{}, map[int]int64{}
 	deadline := time.Now().Add(dur)
@@ -106,26 +131,31 @@ func TestRandomizedFaultRun(t *testing.T) {
 			offsetOf[s] = r.Record.Offset
 		}
 		if time.Now().After(nextFault) {
-			nextFault = time.Now().Add(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
+			nextFault = time.Now().Add(minGap + time.Duration(rng.IntN(int((maxGap-minGap)/time.Millisecond)))*time.Millisecond)
 			i := rng.IntN(len(insts))
 			in := insts[i]
+			pid := in.cmd.Process.Pid
 			if in.stopped {
 				_ = in.cmd.Process.Signal(syscall.SIGCONT)
 				in.stopped = false
 				actions["cont"]++
+				trace.logf("FAULT cont pid %d", pid)
 			} else {
 				switch rng.IntN(3) {
 				case 0:
 					_ = in.cmd.Process.Kill()
+					trace.logf("FAULT kill pid %d", pid)
 					insts[i] = start()
 					actions["kill"]++
 				case 1:
 					_ = in.cmd.Process.Signal(syscall.SIGTERM)
+					trace.logf("FAULT term pid %d", pid)
 					time.Sleep(200 * time.Millisecond)
 					insts[i] = start()
 					actions["term"]++
 				case 2:
 					_ = in.cmd.Process.Signal(syscall.SIGSTOP)
+					trace.logf("FAULT stop pid %d", pid)
 					in.stopped = true
 					actions["stop"]++
 				}
@@ -136,8 +166,11 @@ func TestRandomizedFaultRun(t *testing.T) {
 	for _, in := range insts {
 		if in.stopped {
 			_ = in.cmd.Process.Signal(syscall.SIGCONT)
+			in.stopped = false
+			trace.logf("FAULT cont pid %d (end)", in.cmd.Process.Pid)
 		}
 	}
+	trace.logf("FAULT end of faults")
 	t.Logf("sent %d requests; faults %v", n, actions)
 	waitUntil := time.Now().Add(150 * time.Second)
 	for {
@@ -164,9 +197,13 @@ func TestRandomizedFaultRun(t *testing.T) {
 			committed, err := adm.FetchOffsets(ctx, "pingpong")
 			t.Logf("committed %v err %v", committed, err)
 			for i, in := range insts {
-				t.Logf("instance %d pid %d stopped %v", i, in.cmd.Process.Pid, in.stopped)
+				t.Logf("instance %d pid %d", i, in.cmd.Process.Pid)
 			}
-			t.Fatalf("%d requests not answered within 150 s of the last fault; the instances' logs are in %s", n-len(seen), logs)
+			if f, err := os.Create(filepath.Join(logs, "goroutines.txt")); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+				f.Close()
+			}
+			t.Fatalf("%d requests not answered within 150 s of the last fault; the instances' logs, the group's (group.log) and the test's goroutines are in %s", n-len(seen), logs)
 		}
 	}
 	answers := reader.Answers()

@@ -11,7 +11,8 @@ import (
 
 // Broker is a running embedded broker.
 type Broker struct {
-	cluster *kfake.Cluster
+	cluster        *kfake.Cluster
+	stopKeepAlives func()
 }
 
 // Start runs a one-node broker on 127.0.0.1:port (0 picks a free port) with the topics created.
@@ -22,15 +23,24 @@ func Start(port, partitions int, topics ...string) (*Broker, error) {
 		kfake.SeedTopics(int32(partitions), topics...),
 		kfake.DefaultNumPartitions(partitions),
 		kfake.AllowAutoTopicCreation(),
+		kfake.ListenFn(Listen),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded broker on 127.0.0.1:%d: %w", port, err)
 	}
-	return &Broker{cluster: cluster}, nil
+	stop, err := KeepJoinersAlive(cluster)
+	if err != nil {
+		cluster.Close()
+		return nil, fmt.Errorf("starting the embedded broker on 127.0.0.1:%d: %w", port, err)
+	}
+	return &Broker{cluster: cluster, stopKeepAlives: stop}, nil
 }
 
 // Addr is the broker's host:port.
 func (b *Broker) Addr() string { return b.cluster.ListenAddrs()[0] }
 
 // Close stops the broker; what it held is gone.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.stopKeepAlives()
+	b.cluster.Close()
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/embedded"
 	"github.com/pingpong/pingpong/app/logging"
 	"github.com/pingpong/pingpong/app/service"
 )
@@ -28,15 +29,23 @@ const Prefix = "dev.pingpong"
 var Topics = config.Kafka{TopicPrefix: Prefix}.Topics()
 
 // Cluster starts an in-process broker with the three topics of Prefix, each with partitions
-// partitions, and stops it when the test ends.
+// partitions, and stops it when the test ends. Its groups rebalance as the embedded broker's do,
+// closer to Kafka than kfake alone (embedded.Listen, embedded.KeepJoinersAlive): a member whose
+// client dies in the middle of a JoinGroup leaves a session timeout later instead of holding the
+// rebalances for ever, and a member waiting in a JoinGroup is not dropped unanswered.
 func Cluster(t testing.TB, partitions int, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), Topics.All()...)}, opts...)
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), Topics.All()...), kfake.ListenFn(embedded.Listen)}, opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("starting kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
+	stop, err := embedded.KeepJoinersAlive(c)
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(stop)
 	return c
 }
 

@@ -1,0 +1,123 @@
+package embedded_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pingpong/pingpong/app/embedded"
+)
+
+// A member whose JoinGroup waits longer than its session timeout, because another member is
+// slow to rejoin, stays in the group and is answered when the rebalance completes, as on Kafka.
+// kfake dropped it without an answer: its client learned it only when the JoinGroup timed out
+// (here 30 s), holding its partitions until then.
+func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
+	t.Parallel()
+	const topic, group, partitions = "joins", "slow", 4
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.ListenFn(embedded.Listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	stop, err := embedded.KeepJoinersAlive(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	brokers := cluster.ListenAddrs()
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	owned := map[int32]bool{}
+	live, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(20*time.Second),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range m[topic] {
+				owned[p] = true
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range m[topic] {
+				delete(owned, p)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	go func() {
+		for !live.PollFetches(ctx).IsClientClosed() {
+		}
+	}()
+	ownsAll := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(owned) == partitions
+	}
+	if !eventually(20*time.Second, ownsAll) {
+		t.Fatal("the live consumer never got the partitions")
+	}
+
+	// A slow member: it joins, then heartbeats without rejoining the next rebalance, as a
+	// member busy revoking its partitions does, for longer than the live member's session.
+	slow, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = []string{topic}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group = group
+	join.SessionTimeoutMillis = 6000
+	join.RebalanceTimeoutMillis = 20000
+	join.ProtocolType = "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "cooperative-sticky", Metadata: meta.AppendTo(nil)}}
+	joined, err := join.RequestWith(ctx, slow)
+	if err != nil || joined.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first JoinGroup: %v %v", err, joined)
+	}
+	join.MemberID = joined.MemberID
+	if joined, err = join.RequestWith(ctx, slow); err != nil || joined.ErrorCode != 0 {
+		t.Fatalf("JoinGroup: %v %v", err, joined)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = group, join.MemberID, joined.Generation
+	// REBALANCE_IN_PROGRESS when the live member has rejoined first: the slow one stays a member.
+	if synced, err := sync.RequestWith(ctx, slow); err != nil || synced.ErrorCode != 0 && synced.ErrorCode != kerr.RebalanceInProgress.Code {
+		t.Fatalf("SyncGroup: %v %v", err, synced)
+	}
+	// The live member hands over a share of its partitions and rejoins: the group waits for
+	// the slow member, which only heartbeats, for twice the live member's session.
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = group, join.MemberID, joined.Generation
+	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if _, err := hb.RequestWith(ctx, slow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group = group
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: join.MemberID}}
+	if _, err := leave.RequestWith(ctx, slow); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(8*time.Second, ownsAll) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("8 s after the slow member left, the live consumer owns %v of the %d partitions", owned, partitions)
+	}
+}

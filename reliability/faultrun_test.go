@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/poison"
@@ -48,7 +51,12 @@ type instance struct {
 // the group while about 1,000 pings a second over 200 ids arrive, and every 2 to 6 s one of them
 // is killed (SIGKILL) and restarted, stopped (SIGTERM) and restarted, paused (SIGSTOP, past the
 // session timeout) or continued. FAULT_SEED fixes the faults' order; FAULT_EVERY (e.g. 1s-3s)
-// sets the pause between faults. An independent reader then judges: every request answered, no
+// sets the pause between faults. FAULT_DELIVERY=exactly-once runs the instances in exactly-once
+// mode (each slot keeps its transactional id across restarts) and fails on any duplicate, as a
+// read_committed reader sees them. FAULT_CLUSTER=1 spreads the requests over the partitions,
+// makes 2% of them malformed (answered on .failed), writes more in transactions that abort
+// (never to be answered), and makes half the faults the cluster's: coordinators moved, writes of
+// answers refused for a second, offset commits, fetches or group requests refused. An independent reader then judges: every request answered, no
 // answer before an earlier request of its id was answered, nothing wrong; duplicates are counted
 // (delivery is at least once). The run's directory also gets group.log, the group as the broker
 // saw it (groupTrace). docs/reliability.md has the figures.
@@ -72,14 +80,20 @@ func TestRandomizedFaultRun(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	trace := newGroupTrace(t, logs)
 	trace.watch(cluster)
+	exactlyOnce := os.Getenv("FAULT_DELIVERY") == "exactly-once"
+	withCluster := os.Getenv("FAULT_CLUSTER") != ""
 	started := 0
-	start := func() *instance {
+	start := func(slot int) *instance {
 		bin := binary
 		if b := os.Getenv("FAULT_BINARY"); b != "" {
 			bin = b
 		}
 		cmd := exec.Command(bin)
 		cmd.Env = append(servicetest.Environ(), "KAFKA_BROKERS="+strings.Join(brokers, ","), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "LOG_LEVEL=info")
+		if exactlyOnce {
+			// A slot's restart takes its predecessor's transactional id, as a pod's does.
+			cmd.Env = append(cmd.Env, "KAFKA_DELIVERY=exactly-once", "KAFKA_TRANSACTIONAL_ID=faultrun-"+strconv.Itoa(slot))
+		}
 		started++
 		f, err := os.Create(filepath.Join(logs, "instance-"+strconv.Itoa(started)+".log"))
 		if err != nil {
@@ -93,7 +107,7 @@ func TestRandomizedFaultRun(t *testing.T) {
 		trace.logf("FAULT start instance-%d pid %d", started, cmd.Process.Pid)
 		return &instance{cmd: cmd}
 	}
-	insts := []*instance{start(), start(), start()}
+	insts := []*instance{start(0), start(1), start(2)}
 	t.Cleanup(func() {
 		for _, in := range insts {
 			_ = in.cmd.Process.Kill()
@@ -108,6 +122,11 @@ func TestRandomizedFaultRun(t *testing.T) {
 	minGap, maxGap := faultGaps(t)
 	n := 0
 	partitionOf, offsetOf := map[int]int32{}, map[int]int64{}
+	malformed := map[int]bool{} // requests whose answer is on .failed
+	var abortedIDs func() map[string]bool
+	if withCluster {
+		abortedIDs = abortedRequests(t, brokers)
+	}
 	deadline := time.Now().Add(dur)
 	nextFault := time.Now().Add(3 * time.Second)
 	rng := rand.New(rand.NewPCG(seed, seed))
@@ -116,9 +135,17 @@ func TestRandomizedFaultRun(t *testing.T) {
 		var recs []*kgo.Record
 		for range 50 {
 			id := "tx-" + strconv.Itoa(n%ids)
-			recs = append(recs, &kgo.Record{Topic: servicetest.Topics.Requested, Key: []byte(id),
+			rec := &kgo.Record{Topic: servicetest.Topics.Requested, Key: []byte(id),
 				Value:   []byte(`{"transaction-id": "` + id + `", "payload": {"message": "ping"}}`),
-				Headers: []kgo.RecordHeader{{Key: poison.HeaderCorrelationID, Value: []byte(strconv.Itoa(n))}}})
+				Headers: []kgo.RecordHeader{{Key: poison.HeaderCorrelationID, Value: []byte(strconv.Itoa(n))}}}
+			if withCluster {
+				rec.Partition = int32(n % ids % partitions)
+				if n%50 == 7 { // 2% hostile: not even JSON, answered on .failed
+					rec.Key, rec.Value = nil, []byte("not json "+strconv.Itoa(n))
+					malformed[n] = true
+				}
+			}
+			recs = append(recs, rec)
 			n++
 		}
 		res := producer.ProduceSync(ctx, recs...)
@@ -135,7 +162,11 @@ func TestRandomizedFaultRun(t *testing.T) {
 			i := rng.IntN(len(insts))
 			in := insts[i]
 			pid := in.cmd.Process.Pid
-			if in.stopped {
+			if withCluster && rng.IntN(2) == 0 {
+				what := clusterFault(rng, cluster)
+				actions[what]++
+				trace.logf("FAULT %s", what)
+			} else if in.stopped {
 				_ = in.cmd.Process.Signal(syscall.SIGCONT)
 				in.stopped = false
 				actions["cont"]++
@@ -145,13 +176,13 @@ func TestRandomizedFaultRun(t *testing.T) {
 				case 0:
 					_ = in.cmd.Process.Kill()
 					trace.logf("FAULT kill pid %d", pid)
-					insts[i] = start()
+					insts[i] = start(i)
 					actions["kill"]++
 				case 1:
 					_ = in.cmd.Process.Signal(syscall.SIGTERM)
 					trace.logf("FAULT term pid %d", pid)
 					time.Sleep(200 * time.Millisecond)
-					insts[i] = start()
+					insts[i] = start(i)
 					actions["term"]++
 				case 2:
 					_ = in.cmd.Process.Signal(syscall.SIGSTOP)
@@ -177,8 +208,9 @@ func TestRandomizedFaultRun(t *testing.T) {
 		reader.Await(t, nil, 200*time.Millisecond)
 		seen := map[int]bool{}
 		for _, a := range reader.Answers() {
-			s, _ := strconv.Atoi(a.Headers[poison.HeaderCorrelationID])
-			seen[s] = true
+			if s, ok := runRequest(a); ok {
+				seen[s] = true
+			}
 		}
 		if len(seen) >= n {
 			break
@@ -210,12 +242,21 @@ func TestRandomizedFaultRun(t *testing.T) {
 	seen := map[int]int{}
 	// A request of an id is answered only once every earlier request of the id has been.
 	answeredUpTo := map[string]map[int]bool{}
-	outOfOrder, wrong := 0, 0
+	outOfOrder, wrong, abortedAnswered := 0, 0, 0
 	for _, a := range answers {
-		s, _ := strconv.Atoi(a.Headers[poison.HeaderCorrelationID])
+		s, ok := runRequest(a)
+		if !ok {
+			if strings.HasPrefix(a.Key, "aborted-") {
+				abortedAnswered++ // a request of an aborted transaction
+			}
+			continue
+		}
 		seen[s]++
-		if a.Topic != servicetest.Topics.Succeeded {
+		if want := servicetest.Topics.Succeeded; malformed[s] && a.Topic != servicetest.Topics.Failed || !malformed[s] && a.Topic != want {
 			wrong++
+		}
+		if malformed[s] {
+			continue
 		}
 		m := answeredUpTo[a.Key]
 		if m == nil {
@@ -223,7 +264,7 @@ func TestRandomizedFaultRun(t *testing.T) {
 			answeredUpTo[a.Key] = m
 		}
 		for prev := s - ids; prev >= 0; prev -= ids {
-			if !m[prev] {
+			if !m[prev] && !malformed[prev] {
 				outOfOrder++
 				break
 			}
@@ -234,8 +275,47 @@ func TestRandomizedFaultRun(t *testing.T) {
 	for _, c := range seen {
 		dups += c - 1
 	}
-	t.Logf("FAULTRUN sent %d, answered %d distinct, %d answers, %d duplicates, %d out of order, %d wrong", n, len(seen), len(answers), dups, outOfOrder, wrong)
-	if len(seen) < n || outOfOrder > 0 || wrong > 0 {
-		t.Errorf("lost %d, out of order %d, wrong %d", n-len(seen), outOfOrder, wrong)
+	aborted := 0
+	if abortedIDs != nil {
+		aborted = len(abortedIDs())
+	}
+	t.Logf("FAULTRUN delivery %s, cluster faults %v: sent %d (%d malformed, %d more in aborted transactions), answered %d distinct, %d answers, %d duplicates, %d out of order, %d wrong, %d aborted answered",
+		map[bool]string{true: "exactly-once", false: "at-least-once"}[exactlyOnce], withCluster, n, len(malformed), aborted, len(seen), len(answers), dups, outOfOrder, wrong, abortedAnswered)
+	if len(seen) < n || outOfOrder > 0 || wrong > 0 || abortedAnswered > 0 || exactlyOnce && dups > 0 {
+		t.Errorf("lost %d, out of order %d, wrong %d, aborted answered %d, duplicates %d", n-len(seen), outOfOrder, wrong, abortedAnswered, dups)
+	}
+}
+
+// runRequest is the number of the fault run's request that a answers, from the correlation id
+// its request carried; false for an answer to another request (one of an aborted transaction).
+func runRequest(a servicetest.Answer) (int, bool) {
+	s, err := strconv.Atoi(a.Headers[poison.HeaderCorrelationID])
+	return s, err == nil
+}
+
+// clusterFault makes one fault of the cluster, at random, and names it: the coordinators move,
+// answers cannot be written for a second, or a few offset commits, fetches or group requests
+// fail.
+func clusterFault(rng *rand.Rand, cluster *kfake.Cluster) string {
+	burst := func(f kfake.Fault, d time.Duration) {
+		h := cluster.Fault(f)
+		time.AfterFunc(d, h.Remove)
+	}
+	switch rng.IntN(5) {
+	case 0:
+		cluster.RehashCoordinators()
+		return "coordinators moved"
+	case 1:
+		burst(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: servicetest.Topics.Succeeded, Err: kerr.UnknownServerError, Count: -1}, time.Second)
+		return "answers refused 1 s"
+	case 2:
+		burst(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit, kmsg.TxnOffsetCommit}, Err: kerr.UnknownServerError, Count: 3}, time.Minute)
+		return "3 offset commits refused"
+	case 3:
+		burst(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.NotLeaderForPartition, Count: 5}, time.Minute)
+		return "5 fetches refused"
+	default:
+		burst(kfake.Fault{Keys: []kmsg.Key{kmsg.Heartbeat, kmsg.JoinGroup, kmsg.SyncGroup}, Err: kerr.CoordinatorNotAvailable, Count: 3}, time.Minute)
+		return "3 group requests refused"
 	}
 }

@@ -24,7 +24,7 @@ func TestWriteFiguresReplacesOnlyItsBlock(t *testing.T) {
 		latency time.Duration
 		figures string
 	}{{0, "fast v1\n"}, {2 * time.Millisecond, "slow v1\n"}, {0, "fast v2\n"}} {
-		if err := writeFigures(path, step.latency, step.figures); err != nil {
+		if err := writeFigures(path, "", step.latency, step.figures); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,7 +180,7 @@ func TestWriteBlockKeepsTheOtherBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, write := range []func() error{
-		func() error { return writeFigures(path, 0, "drains\n") },
+		func() error { return writeFigures(path, "", 0, "drains\n") },
 		func() error { return writeBlock(path, hotKeyBlock, "hot v1\n") },
 		func() error { return writeBlock(path, hotKeyBlock, "hot v2\n") },
 	} {

@@ -123,9 +123,15 @@ func (w *waiter) tick(tag string) {
 	}
 }
 
-func newAnswerReader(brokers []string, prefix string) (*answerReader, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(prefix+".succeeded", prefix+".failed"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
+// newAnswerReader reads prefix's answers; readCommitted reads only committed transactions' (the
+// answers of an exactly-once system count once its transaction has committed, not before).
+func newAnswerReader(brokers []string, prefix string, readCommitted bool) (*answerReader, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(prefix+".succeeded", prefix+".failed"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10 * time.Millisecond)}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +246,19 @@ func (r *answerReader) spanOf(reqs []request) (first, last time.Time) {
 	return first, last
 }
 
-func (r *answerReader) span() (time.Time, time.Time) {
+// span is when the first and the last answer were read, and how many were read in the first
+// poll: the drain's rate is the others over the span. An exactly-once system's answers become
+// readable a transaction at a time, so its first poll holds a whole transaction's.
+func (r *answerReader) span() (first, last time.Time, inFirstPoll int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.first, r.last
+	for _, a := range r.records {
+		if !a.at.Equal(r.first) {
+			break
+		}
+		inFirstPoll++
+	}
+	return r.first, r.last, inFirstPoll
 }
 
 func (r *answerReader) firstAnswerAt(reqs []request) map[string]time.Time {

@@ -39,6 +39,14 @@ type result struct {
 	lost, dups        int
 	wrong             int
 	runs              int // drains summarized (the median throughput of them)
+	// slowest and fastest are the lowest and highest throughput of the drains summarized, and
+	// p50s and p99s the latency runs' (their medians are p50 and p99): the spread.
+	slowest, fastest float64
+	p50s, p99s       []time.Duration
+	// commitsPerSecond is how many transactions the system committed a second (EndTxn
+	// requests that commit) over the drain or the latency run's measured part; 0 for a system
+	// that writes without transactions.
+	commitsPerSecond float64
 	// kept is the drain's share of the same system's drain with no produce latency, in the same
 	// run (0 when there is none).
 	kept float64
@@ -67,6 +75,12 @@ func run(o options) error {
 	// record a request, its own connection would queue behind the writes and the latency run
 	// would measure that queue instead of the system.
 	tb := &testbed{cluster: cluster, brokers: cluster.ListenAddrs(), service: service}
+	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit {
+			tb.commits.Add(1)
+		}
+		return nil, nil, false
+	})
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		produce := req.(*kmsg.ProduceRequest)
 		if writesRequestsOnly(produce) {
@@ -115,18 +129,23 @@ func run(o options) error {
 			if o.latencyFor <= 0 {
 				break
 			}
-			runID++
-			r, err := latency(o, tb, system, runID)
-			if err != nil {
-				return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
+			var runs []result
+			for range o.latencyRuns {
+				runID++
+				r, err := latency(o, tb, system, runID)
+				if err != nil {
+					return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
+				}
+				fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v, %.1f commits/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+					system, o.rate, produceLatency, r.p50, r.p99, r.commitsPerSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+				runs = append(runs, r)
 			}
-			fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v, lost %d\n", system, o.rate, produceLatency, r.p50, r.p99, r.lost)
-			results = append(results, r)
+			results = append(results, summarizeLatency(runs))
 		}
 		report := render(o, produceLatency, results)
 		fmt.Print(report)
 		if o.out != "" {
-			if err := writeFigures(o.out, produceLatency, report); err != nil {
+			if err := writeFigures(o.out, o.block, produceLatency, report); err != nil {
 				return err
 			}
 		}
@@ -187,6 +206,8 @@ type testbed struct {
 	answers produceCounter
 	// produceLatency is the delay of the current run's produce requests, in nanoseconds.
 	produceLatency atomic.Int64
+	// commits counts the transactions committed (EndTxn requests that commit).
+	commits atomic.Int64
 }
 
 // produceCounter counts the produce requests of the system under test (those that write answers,
@@ -250,20 +271,57 @@ func summarize(runs []result) result {
 		sum.cpuPerRequest += r.cpuPerRequest
 		sum.brokerCPUPerRequest += r.brokerCPUPerRequest
 		sum.answersPerProduce += r.answersPerProduce
+		sum.commitsPerSecond += r.commitsPerSecond
 		sum.lost += r.lost
 		sum.dups += r.dups
 		sum.wrong += r.wrong
 	}
 	sort.Float64s(rates)
-	sum.perSecond = rates[len(rates)/2]
-	if len(rates)%2 == 0 {
-		sum.perSecond = (rates[len(rates)/2-1] + rates[len(rates)/2]) / 2
-	}
+	sum.perSecond = median(rates)
+	sum.slowest, sum.fastest = rates[0], rates[len(rates)-1]
 	sum.runs = len(runs)
 	sum.cpuPerRequest /= time.Duration(len(runs))
 	sum.brokerCPUPerRequest /= time.Duration(len(runs))
 	sum.answersPerProduce /= float64(len(runs))
+	sum.commitsPerSecond /= float64(len(runs))
 	return sum
+}
+
+// summarizeLatency makes one result of repeated latency runs: the median p50 and p99 (each
+// run's kept for the spread), the highest peak memory, the mean commits a second, and every
+// loss, duplicate and wrong answer.
+func summarizeLatency(runs []result) result {
+	sum := runs[0]
+	sum.p50s, sum.p99s = []time.Duration{runs[0].p50}, []time.Duration{runs[0].p99}
+	for _, r := range runs[1:] {
+		sum.p50s, sum.p99s = append(sum.p50s, r.p50), append(sum.p99s, r.p99)
+		sum.peakRSS = max(sum.peakRSS, r.peakRSS)
+		sum.commitsPerSecond += r.commitsPerSecond
+		sum.lost += r.lost
+		sum.dups += r.dups
+		sum.wrong += r.wrong
+	}
+	sort.Slice(sum.p50s, func(i, j int) bool { return sum.p50s[i] < sum.p50s[j] })
+	sort.Slice(sum.p99s, func(i, j int) bool { return sum.p99s[i] < sum.p99s[j] })
+	sum.p50, sum.p99 = medianDuration(sum.p50s), medianDuration(sum.p99s)
+	sum.runs = len(runs)
+	sum.commitsPerSecond /= float64(len(runs))
+	return sum
+}
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	if len(sorted)%2 == 0 {
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return sorted[len(sorted)/2]
+}
+
+func medianDuration(sorted []time.Duration) time.Duration {
+	if len(sorted)%2 == 0 {
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return sorted[len(sorted)/2]
 }
 
 // process is a system under test, running.
@@ -273,11 +331,12 @@ type process struct {
 }
 
 // start runs system on brokers with its topics and group named by prefix; env is added to its
-// environment (a KAFKA_ORDERING for the service).
+// environment (a KAFKA_ORDERING for the service), after the system's own (KAFKA_DELIVERY).
 func start(service, system string, brokers []string, prefix string, env ...string) (*process, error) {
 	var cmd *exec.Cmd
-	if system == systemService {
+	if serviceEnv, ok := serviceEnv(system); ok {
 		cmd = exec.Command(service)
+		env = append(serviceEnv, env...)
 	} else {
 		cmd = exec.Command(os.Args[0])
 		cmd.Env = append(cmd.Env, "PINGPONG_BENCH_CHILD="+system)
@@ -372,7 +431,7 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 	if err := produce(producer, prefix, reqs); err != nil {
 		return result{}, err
 	}
-	reader, err := newAnswerReader(brokers, prefix)
+	reader, err := newAnswerReader(brokers, prefix, exactlyOnce(system))
 	if err != nil {
 		return result{}, err
 	}
@@ -380,11 +439,13 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 
 	brokerCPUBefore := ownCPU()
 	tb.answers.reset()
+	tb.commits.Store(0)
 	p, err := start(service, system, brokers, prefix)
 	if err != nil {
 		return result{}, err
 	}
 	reader.waitFor(reqs, 5*time.Minute)
+	commits := tb.commits.Load()
 	peak := p.peakRSS()
 	cpu, brokerCPU := p.cpu(), ownCPU()-brokerCPUBefore
 	stopErr := p.stop()
@@ -392,8 +453,11 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
 		cpuPerRequest: cpu / time.Duration(o.requests), brokerCPUPerRequest: brokerCPU / time.Duration(o.requests),
 		answersPerProduce: tb.answers.perRequest()}
-	if first, last := reader.span(); last.After(first) {
-		r.perSecond = float64(o.requests-1) / last.Sub(first).Seconds()
+	if first, last, inFirstPoll := reader.span(); last.After(first) {
+		r.perSecond = float64(o.requests-inFirstPoll) / last.Sub(first).Seconds()
+		// The transactions of the drain, counted from the system's start: the first answer
+		// is read only once the first transaction has committed.
+		r.commitsPerSecond = float64(commits) / last.Sub(first).Seconds()
 	}
 	return r, stopErr
 }
@@ -406,7 +470,7 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	if err := topics(cluster, prefix, 4); err != nil {
 		return result{}, err
 	}
-	reader, err := newAnswerReader(brokers, prefix)
+	reader, err := newAnswerReader(brokers, prefix, exactlyOnce(system))
 	if err != nil {
 		return result{}, err
 	}
@@ -438,7 +502,9 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	steady(producer, prefix, requests(prefix+"-warm", int(o.warmUp.Seconds()*float64(o.rate)), 4), o.rate)
 
 	reqs := requests(prefix, int(o.latencyFor.Seconds()*float64(o.rate)), 4)
+	commitsBefore, began := tb.commits.Load(), time.Now()
 	sent := steady(producer, prefix, reqs, o.rate)
+	commits, took := tb.commits.Load()-commitsBefore, time.Since(began)
 	reader.waitFor(reqs, time.Minute)
 	peak := p.peakRSS()
 	stopErr := p.stop()
@@ -448,7 +514,8 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 		delays = append(delays, at.Sub(sent[tag]))
 	}
 	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
-	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong)}
+	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
+		commitsPerSecond: float64(commits) / took.Seconds()}
 	if len(delays) > 0 {
 		r.p50, r.p99 = delays[len(delays)/2], delays[len(delays)*99/100]
 	}
@@ -487,9 +554,14 @@ func machine() string {
 }
 
 // writeFigures puts the figures between markers of the output file, one block per produce
-// latency, so that the prose around them and the other blocks stay.
-func writeFigures(path string, latency time.Duration, figures string) error {
-	return writeBlock(path, fmt.Sprintf("produce latency %v", latency), figures)
+// latency, so that the prose around them and the other blocks stay; a named block (-block)
+// has blocks of its own.
+func writeFigures(path, block string, latency time.Duration, figures string) error {
+	name := fmt.Sprintf("produce latency %v", latency)
+	if block != "" {
+		name = block + ", " + name
+	}
+	return writeBlock(path, name, figures)
 }
 
 // writeBlock puts figures between the markers of the block name, or appends them.

@@ -36,15 +36,21 @@ func render(o options, produceLatency time.Duration, results []result) string {
 		fmt.Fprintf(&b, "Each row is %d drains: the median throughput (the slowest and the fastest in brackets), the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.runs)
 	}
 	if transactions {
-		b.WriteString("service-exactly-once is the service with KAFKA_DELIVERY=exactly-once (@ gives its KAFKA_TRANSACTION_INTERVAL, 100ms if not); its answers are read read_committed, so an answer counts when its transaction has committed. Commits/s is the transactions it committed a second (EndTxn requests that commit).\n\n")
+		b.WriteString("service-exactly-once is the service with KAFKA_DELIVERY=exactly-once (@ gives its KAFKA_TRANSACTION_INTERVAL, 100ms if not); its answers are read read_committed, so an answer counts when its transaction has committed. Of at-least-once is its drain's share of the service's at the same partition count, in the same run; commits/s the transactions it committed a second (EndTxn requests that commit).\n\n")
 	}
 	b.WriteString("CPU a request is the CPU time (user and system) of the system's process over the drain, its start-up included, and broker CPU that of the benchmark's own process (the broker and the answer reader), both divided by the requests. Answers a produce request is how many answers the system's produce requests carried on average.")
 	if produceLatency > 0 {
 		b.WriteString(" Kept is the drain's share of the same system's drain with the broker answering at once, in the same run.")
 	}
+	atLeastOnce := map[int]float64{}
+	for _, r := range results {
+		if r.system == systemService && r.partitions > 0 {
+			atLeastOnce[r.partitions] = r.perSecond
+		}
+	}
 	commitsHeader, commitsRule := "", ""
 	if transactions {
-		commitsHeader, commitsRule = " commits/s |", "---|"
+		commitsHeader, commitsRule = " of at-least-once | commits/s |", "---|---|"
 	}
 	b.WriteString("\n\n| system | partitions | requests/s | kept | of the ceiling | × watermill-kafka defaults | CPU a request | broker CPU a request | answers a produce request |" + commitsHeader + " peak RSS | lost | duplicates | wrong |\n|---|---|---|---|---|---|---|---|---|" + commitsRule + "---|---|---|---|\n")
 	for _, r := range results {
@@ -59,15 +65,26 @@ func render(o options, produceLatency time.Duration, results []result) string {
 		if r.runs > 1 {
 			rate += fmt.Sprintf(" (%.0f–%.0f)", r.slowest, r.fastest)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %.1f |%s %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, rate, kept,
+		share := ""
+		if transactions {
+			share = " – |"
+			if exactlyOnce(r.system) {
+				share = " " + ratio(r.perSecond, atLeastOnce[r.partitions], "%.0f%%", 100) + " |"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %.1f |%s%s %.1f MiB | %d | %d | %d |\n", r.system, r.partitions, rate, kept,
 			ratio(r.perSecond, ceiling[r.partitions], "%.0f%%", 100), ratio(r.perSecond, baseline[r.partitions], "%.1f×", 1),
-			µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, commitsCell(transactions, r), mib(r.peakRSS), r.lost, r.dups, r.wrong)
+			µs(r.cpuPerRequest), µs(r.brokerCPUPerRequest), r.answersPerProduce, share, commitsCell(transactions, r), mib(r.peakRSS), r.lost, r.dups, r.wrong)
 	}
 	fmt.Fprintf(&b, "\n#### End-to-end latency at a steady %d requests/s for %v after %v of warm-up (4 partitions, requests spread by key)\n\n", o.rate, o.latencyFor, o.warmUp)
 	if o.latencyRuns > 1 {
 		fmt.Fprintf(&b, "Each row is %d runs: the median p50 and p99 (each run's in brackets), the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.latencyRuns)
 	}
-	b.WriteString("| system | p50 | p99 |" + commitsHeader + " peak RSS | lost | duplicates | wrong |\n|---|---|---|" + commitsRule + "---|---|---|---|\n")
+	latencyCommitsHeader, latencyCommitsRule := "", ""
+	if transactions {
+		latencyCommitsHeader, latencyCommitsRule = " commits/s |", "---|"
+	}
+	b.WriteString("| system | p50 | p99 |" + latencyCommitsHeader + " peak RSS | lost | duplicates | wrong |\n|---|---|---|" + latencyCommitsRule + "---|---|---|---|\n")
 	for _, r := range results {
 		if r.partitions != 0 {
 			continue

@@ -36,7 +36,7 @@ func render(o options, produceLatency time.Duration, results []result) string {
 		fmt.Fprintf(&b, "Each row is %d drains: the median throughput (the slowest and the fastest in brackets), the highest peak RSS, and the losses, duplicates and wrong answers of all of them.\n\n", o.runs)
 	}
 	if transactions {
-		b.WriteString("service-exactly-once is the service with KAFKA_DELIVERY=exactly-once (@ gives its KAFKA_TRANSACTION_INTERVAL, 100ms if not); its answers are read read_committed, so an answer counts when its transaction has committed. Of at-least-once is its drain's share of the service's at the same partition count, in the same run; commits/s the transactions it committed a second (EndTxn requests that commit).\n\n")
+		b.WriteString("service-exactly-once is the service with KAFKA_DELIVERY=exactly-once (@ gives its KAFKA_TRANSACTION_INTERVAL, 100ms if not); its answers are read read_committed, so an answer counts when its transaction has committed. Of at-least-once is its drain's share of the service's at the same partition count, in the same run; commits/s the transactions it committed a second (EndTxn requests that commit). In the latency table, answers written is the latency to the answer's writing (its record's timestamp, which the producer sets) rather than to its reading: for exactly-once the difference is mostly the wait for the commit.\n\n")
 	}
 	b.WriteString("CPU a request is the CPU time (user and system) of the system's process over the drain, its start-up included, and broker CPU that of the benchmark's own process (the broker and the answer reader), both divided by the requests. Answers a produce request is how many answers the system's produce requests carried on average.")
 	if produceLatency > 0 {
@@ -82,7 +82,7 @@ func render(o options, produceLatency time.Duration, results []result) string {
 	}
 	latencyCommitsHeader, latencyCommitsRule := "", ""
 	if transactions {
-		latencyCommitsHeader, latencyCommitsRule = " commits/s |", "---|"
+		latencyCommitsHeader, latencyCommitsRule = " answers written, p50 / p99 | commits/s |", "---|---|"
 	}
 	b.WriteString("| system | p50 | p99 |" + latencyCommitsHeader + " peak RSS | lost | duplicates | wrong |\n|---|---|---|" + latencyCommitsRule + "---|---|---|---|\n")
 	for _, r := range results {
@@ -99,8 +99,13 @@ func commitsCell(transactions bool, r result) string {
 	switch {
 	case !transactions:
 		return ""
+	case !exactlyOnce(r.system) && r.partitions == 0:
+		return fmt.Sprintf(" %s / %s | – |", ms(r.writtenP50), ms(r.writtenP99))
 	case !exactlyOnce(r.system):
 		return " – |"
+	}
+	if r.partitions == 0 {
+		return fmt.Sprintf(" %s / %s | %.1f |", ms(r.writtenP50), ms(r.writtenP99), r.commitsPerSecond)
 	}
 	return fmt.Sprintf(" %.1f |", r.commitsPerSecond)
 }

@@ -241,12 +241,12 @@ func TestRenderGivesTheExactlyOnceShareAndCommits(t *testing.T) {
 		{system: systemService, partitions: 4, perSecond: 40_000, slowest: 39_000, fastest: 41_000, runs: 2},
 		{system: systemExactlyOnce, partitions: 4, perSecond: 30_000, slowest: 29_000, fastest: 31_000, runs: 2, commitsPerSecond: 9.5},
 		{system: systemExactlyOnce, p50: 52 * time.Millisecond, p99: 102 * time.Millisecond, p50s: []time.Duration{51 * time.Millisecond, 53 * time.Millisecond},
-			p99s: []time.Duration{101 * time.Millisecond, 103 * time.Millisecond}, commitsPerSecond: 10, runs: 2},
+			p99s: []time.Duration{101 * time.Millisecond, 103 * time.Millisecond}, writtenP50: 2 * time.Millisecond, writtenP99: 4 * time.Millisecond, commitsPerSecond: 10, runs: 2},
 	})
 	for _, row := range []string{
 		"| service | 4 | 40000 (39000–41000) | – | – | – | 0.0 µs | 0.0 µs | 0.0 | – | – |",
 		"| service-exactly-once | 4 | 30000 (29000–31000) | – | – | – | 0.0 µs | 0.0 µs | 0.0 | 75% | 9.5 |",
-		"| service-exactly-once | 52.00 ms (51.00, 53.00) | 102.00 ms (101.00, 103.00) | 10.0 |",
+		"| service-exactly-once | 52.00 ms (51.00, 53.00) | 102.00 ms (101.00, 103.00) | 2.00 ms / 4.00 ms | 10.0 |",
 		"read read_committed",
 	} {
 		if !strings.Contains(table, row) {

@@ -95,6 +95,10 @@ type answerReader struct {
 type answerRecord struct {
 	key, topic, value string
 	at                time.Time
+	// written is the record's timestamp: when the system produced it (franz-go stamps a record
+	// as it is produced), which is before it was read by as much as the write and, for an
+	// exactly-once system, the wait for its transaction's commit.
+	written time.Time
 }
 
 // waiter counts down the requests of one run (tags "<run>-<index>", as requests makes them) as
@@ -148,7 +152,7 @@ func newAnswerReader(brokers []string, prefix string, readCommitted bool) (*answ
 					r.first = now
 				}
 				r.last = now
-				a := answerRecord{string(rec.Key), rec.Topic, string(rec.Value), now}
+				a := answerRecord{string(rec.Key), rec.Topic, string(rec.Value), now, rec.Timestamp}
 				r.records = append(r.records, a)
 				if r.waiting != nil {
 					r.waiting.tick(a.key)
@@ -262,13 +266,22 @@ func (r *answerReader) span() (first, last time.Time, inFirstPoll int) {
 }
 
 func (r *answerReader) firstAnswerAt(reqs []request) map[string]time.Time {
+	return r.firstAnswers(reqs, func(a answerRecord) time.Time { return a.at })
+}
+
+// firstAnswerWrittenAt is when the first answer of each request was produced (its timestamp).
+func (r *answerReader) firstAnswerWrittenAt(reqs []request) map[string]time.Time {
+	return r.firstAnswers(reqs, func(a answerRecord) time.Time { return a.written })
+}
+
+func (r *answerReader) firstAnswers(reqs []request, when func(answerRecord) time.Time) map[string]time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	answers := r.byKey()
 	at := make(map[string]time.Time, len(reqs))
 	for _, q := range reqs {
 		if a := answers[q.Tag]; len(a) > 0 {
-			at[q.Tag] = a[0].at
+			at[q.Tag] = when(a[0])
 		}
 	}
 	return at

@@ -28,7 +28,11 @@ type result struct {
 	partitions int     // 0 for the latency run
 	perSecond  float64 // drain throughput
 	p50, p99   time.Duration
-	peakRSS    int64 // bytes
+	// writtenP50 and writtenP99 are the latencies to the answers' writing (their record
+	// timestamps) rather than to their reading: for an exactly-once system, the difference is
+	// mostly the wait for the transaction's commit.
+	writtenP50, writtenP99 time.Duration
+	peakRSS                int64 // bytes
 	// cpuPerRequest is the system's CPU time (user and system) divided by the requests it
 	// answered, and brokerCPUPerRequest the same for this process (the broker, the answer reader),
 	// over the drain: where a shared machine's cores went.
@@ -136,8 +140,8 @@ func run(o options) error {
 				if err != nil {
 					return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
 				}
-				fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v, %.1f commits/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
-					system, o.rate, produceLatency, r.p50, r.p99, r.commitsPerSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+				fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v (answers written: p50 %v, p99 %v), %.1f commits/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+					system, o.rate, produceLatency, r.p50, r.p99, r.writtenP50, r.writtenP99, r.commitsPerSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
 				runs = append(runs, r)
 			}
 			results = append(results, summarizeLatency(runs))
@@ -304,6 +308,13 @@ func summarizeLatency(runs []result) result {
 	sort.Slice(sum.p50s, func(i, j int) bool { return sum.p50s[i] < sum.p50s[j] })
 	sort.Slice(sum.p99s, func(i, j int) bool { return sum.p99s[i] < sum.p99s[j] })
 	sum.p50, sum.p99 = medianDuration(sum.p50s), medianDuration(sum.p99s)
+	var written50, written99 []time.Duration
+	for _, r := range runs {
+		written50, written99 = append(written50, r.writtenP50), append(written99, r.writtenP99)
+	}
+	sort.Slice(written50, func(i, j int) bool { return written50[i] < written50[j] })
+	sort.Slice(written99, func(i, j int) bool { return written99[i] < written99[j] })
+	sum.writtenP50, sum.writtenP99 = medianDuration(written50), medianDuration(written99)
 	sum.runs = len(runs)
 	sum.commitsPerSecond /= float64(len(runs))
 	return sum
@@ -509,17 +520,24 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	peak := p.peakRSS()
 	stopErr := p.stop()
 	tally := reader.tally(reqs)
-	var delays []time.Duration
-	for tag, at := range reader.firstAnswerAt(reqs) {
-		delays = append(delays, at.Sub(sent[tag]))
-	}
-	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
 	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
 		commitsPerSecond: float64(commits) / took.Seconds()}
-	if len(delays) > 0 {
-		r.p50, r.p99 = delays[len(delays)/2], delays[len(delays)*99/100]
-	}
+	r.p50, r.p99 = percentiles(reader.firstAnswerAt(reqs), sent)
+	r.writtenP50, r.writtenP99 = percentiles(reader.firstAnswerWrittenAt(reqs), sent)
 	return r, stopErr
+}
+
+// percentiles are the p50 and p99 of the times from each request's send to at.
+func percentiles(at, sent map[string]time.Time) (p50, p99 time.Duration) {
+	var delays []time.Duration
+	for tag, t := range at {
+		delays = append(delays, t.Sub(sent[tag]))
+	}
+	if len(delays) == 0 {
+		return 0, 0
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	return delays[len(delays)/2], delays[len(delays)*99/100]
 }
 
 // steady sends reqs at rate a second, each on its own, and tells when each was sent.

@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&opts.out, "out", "docs/performance.md", "Markdown file for the results; empty prints only")
 	flag.StringVar(&opts.block, "block", "", "a name for the figures' blocks in -out, so that a run of other systems or settings (the exactly-once comparison) keeps blocks of its own")
 	flag.StringVar(&latencies, "produce-latency", "0,2ms,10ms", "delays the broker adds to every produce request of the system, as a replicated acks=all write takes on a real cluster: one run each, in this order, each written to its own block")
+	flag.BoolVar(&opts.delayTransactions, "delay-transactions", true, "give an exactly-once system's transactional requests (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) the produce latency too: each is a replicated write on a real cluster")
 	flag.StringVar(&delayedSystems, "delayed-systems", strings.Join([]string{systemService, systemCeiling}, ","),
 		"the systems measured with a produce latency too; watermill-kafka's defaults pay it once a message per partition (a 100,000 drain takes about 4 minutes a partition count at 2 ms, 20 at 10 ms)")
 	flag.StringVar(&opts.serviceBinary, "service-binary", "", "a pingpong binary to measure instead of building ./app (to compare two builds)")
@@ -127,8 +128,10 @@ type options struct {
 	// run each; delayedSystems are the systems that run with a latency.
 	produceLatencies []time.Duration
 	delayedSystems   []string
-	serviceBinary    string
-	hotKey           hotKeyOptions
+	// delayTransactions gives the transactional requests the produce latency too.
+	delayTransactions bool
+	serviceBinary     string
+	hotKey            hotKeyOptions
 }
 
 // buildService builds the pingpong binary the way a release does.

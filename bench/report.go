@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,6 +14,9 @@ func render(o options, produceLatency time.Duration, results []result) string {
 	latency := "answering at once"
 	if produceLatency > 0 {
 		latency = fmt.Sprintf("adding %v to every produce request of the system, as a replicated acks=all write takes", produceLatency)
+		if o.delayTransactions && slices.ContainsFunc(results, func(r result) bool { return exactlyOnce(r.system) }) {
+			latency += ", and to each of its transactional requests (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn), each a replicated write too"
+		}
 	}
 	fmt.Fprintf(&b, "Measured by `go run ./bench` (`task bench`) on %s, %s, load average %s at the end of the run. One in-process kfake broker %s; each system in its own process.\n\n", machine(), time.Now().UTC().Format("2006-01-02"), loadAverage(), latency)
 	ceiling := map[int]float64{}

@@ -288,3 +288,43 @@ func TestSpanCountsTheFirstPollsAnswers(t *testing.T) {
 		t.Errorf("span %v to %v, %d in the first poll; want 1s and 3", first, last, n)
 	}
 }
+
+// With a produce latency, an exactly-once system's transactional requests wait as its writes do
+// (with -delay-transactions), and each committed transaction is counted.
+func TestTransactionsAreDelayedAndCounted(t *testing.T) {
+	for _, delayTransactions := range []bool{true, false} {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "a.succeeded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := &testbed{cluster: cluster}
+		tb.control(delayTransactions)
+		const latency = 50 * time.Millisecond
+		tb.produceLatency.Store(int64(latency))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.TransactionalID("bench-test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, commit := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort, kgo.TryCommit} {
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "a.succeeded", Value: []byte("answer")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			if err := cl.EndTransaction(ctx, commit); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(began); (took >= latency) != delayTransactions {
+				t.Errorf("delayTransactions %v: ending a transaction took %v, with a produce latency of %v", delayTransactions, took, latency)
+			}
+		}
+		if got := tb.commits.Load(); got != 2 {
+			t.Errorf("%d commits counted, want 2", got)
+		}
+		cl.Close()
+		cluster.Close()
+	}
+}

@@ -79,23 +79,7 @@ func run(o options) error {
 	// record a request, its own connection would queue behind the writes and the latency run
 	// would measure that queue instead of the system.
 	tb := &testbed{cluster: cluster, brokers: cluster.ListenAddrs(), service: service}
-	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if req.(*kmsg.EndTxnRequest).Commit {
-			tb.commits.Add(1)
-		}
-		return nil, nil, false
-	})
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		produce := req.(*kmsg.ProduceRequest)
-		if writesRequestsOnly(produce) {
-			return nil, nil, false
-		}
-		tb.answers.count(produce)
-		if delay := time.Duration(tb.produceLatency.Load()); delay > 0 {
-			cluster.SleepControl(func() { time.Sleep(delay) })
-		}
-		return nil, nil, false
-	})
+	tb.control(o.delayTransactions)
 
 	runID := 0
 	atOnce := map[drainKey]float64{} // the drains with no produce latency, for the kept shares
@@ -177,6 +161,40 @@ func run(o options) error {
 		return errors.New("requests were lost or answered wrongly")
 	}
 	return nil
+}
+
+// control makes the broker delay the system's writes by the current produce latency (its
+// transactional requests too with delayTransactions), count the answers its produce requests
+// carry, and count the transactions it commits.
+func (tb *testbed) control(delayTransactions bool) {
+	tb.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit {
+			tb.commits.Add(1)
+		}
+		return nil, nil, false
+	})
+	// A transaction's own requests are replicated writes too on a real cluster (to the
+	// transaction log, or the offsets topic for TxnOffsetCommit): with -delay-transactions they
+	// take the produce latency as well. Only an exactly-once system sends them.
+	for _, key := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.TxnOffsetCommit, kmsg.EndTxn} {
+		tb.cluster.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
+			if delay := time.Duration(tb.produceLatency.Load()); delay > 0 && delayTransactions {
+				tb.cluster.SleepControl(func() { time.Sleep(delay) })
+			}
+			return nil, nil, false
+		})
+	}
+	tb.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		produce := req.(*kmsg.ProduceRequest)
+		if writesRequestsOnly(produce) {
+			return nil, nil, false
+		}
+		tb.answers.count(produce)
+		if delay := time.Duration(tb.produceLatency.Load()); delay > 0 {
+			tb.cluster.SleepControl(func() { time.Sleep(delay) })
+		}
+		return nil, nil, false
+	})
 }
 
 // hotKeyBlock names the hot-key scenario's figures block.

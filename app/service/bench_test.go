@@ -16,7 +16,8 @@ import (
 // BenchmarkDrain drains a preloaded backlog through the service wired as the binary wires it,
 // broker and client in the same process, at least once and exactly once (the answers then read
 // read_committed), with the broker answering at once and taking 2 ms for each of the service's
-// writes. For profiles (docs/performance.md):
+// writes (its transactions' requests too). Exactly once waits more than it computes: where its
+// time goes is in docs/performance.md. For profiles:
 //
 //	go test ./app/service -run '^$' -bench Drain -benchtime 1x -cpuprofile cpu.out
 //	go test ./app/service -run '^$' -bench 'Drain/exactly-once/write=2ms/partitions=4' -benchtime 1x -cpuprofile cpu.out
@@ -47,6 +48,14 @@ func drain(b *testing.B, delivery string, write time.Duration, partitions int) {
 				}
 				return nil, nil, false
 			})
+			// A transaction's own requests are replicated writes too on a real cluster, as
+			// go run ./bench -delay-transactions has them.
+			for _, key := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.TxnOffsetCommit, kmsg.EndTxn} {
+				cluster.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
+					cluster.SleepControl(func() { time.Sleep(write) })
+					return nil, nil, false
+				})
+			}
 		}
 		brokers := cluster.ListenAddrs()
 		reqs := servicetest.Mix(fmt.Sprintf("bench%d", i), n, partitions)

@@ -27,6 +27,13 @@ const repoRoot = ".."
 // with an empty environment, so that every ${VAR:-default} takes its default.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	return loadComposeWith(t, types.Mapping{})
+}
+
+// loadComposeWith loads compose.yaml as Compose would with the caller's environment: what
+// ${VARIABLE:-default} in it becomes.
+func loadComposeWith(t *testing.T, environment types.Mapping) *types.Project {
+	t.Helper()
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +41,7 @@ func loadCompose(t *testing.T) *types.Project {
 	details := types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "compose.yaml")}},
-		Environment: types.Mapping{},
+		Environment: environment,
 	}
 	project, err := loader.LoadWithContext(context.Background(), details)
 	if err != nil {

@@ -56,6 +56,7 @@ func links(c ChainConfig) []link {
 		{"Observe", observe.Middleware},
 		{"Tracing", c.Tracing.Middleware},
 		{"PoisonQueue", poisonQueue.Middleware},
+		{"GiveUpAfterAbortedAnswers", GiveUpAfterAbortedAnswers(c.Source, retry.MaxRetries)},
 		{"Retry", RetryAfterFirstFailure(retry)},
 		{"TraceAttempts", traceAttempts},
 		{"Recoverer", wmmiddleware.Recoverer},

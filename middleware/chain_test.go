@@ -315,6 +315,31 @@ func TestShutdownDoesNotPoison(t *testing.T) {
 	}
 }
 
+// A request the transport gave up (its context canceled: its transaction aborted, its key
+// rewound, or the service stopping) is no failure: it is logged at debug only, while a request
+// that could not be answered is an error.
+func TestAGivenUpRequestIsNotLoggedAsAnError(t *testing.T) {
+	hs := newHarness(t, pingpong, logrus.InfoLevel)
+	hs.pub.failures["t.succeeded"] = -1
+	hs.pub.failures["t.failed"] = -1
+	given := request(`{"transaction-id": "g", "payload": {"message": "ping"}}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	given.SetContext(ctx)
+	cancel()
+	if _, err := hs.chain(given); err == nil {
+		t.Fatal("a given-up request is left for redelivery")
+	}
+	if hs.logs.Len() != 0 {
+		t.Errorf("a given-up request was logged at info or above: %s", hs.logs)
+	}
+	if _, err := hs.chain(request(`{"transaction-id": "f", "payload": {"message": "ping"}}`)); err == nil {
+		t.Fatal("a request whose answer cannot be published is nacked")
+	}
+	if !strings.Contains(hs.logs.String(), `"level":"error"`) {
+		t.Errorf("a request that could not be answered was not logged as an error: %s", hs.logs)
+	}
+}
+
 func TestLargeOriginalIsOmitted(t *testing.T) {
 	hs := newHarness(t, pingpong, logrus.InfoLevel)
 	body := `{"transaction-id": "big", "payload": {"message": "` + strings.Repeat("x", 100) + `"}}`
@@ -350,5 +375,43 @@ func TestPayloadsAreLoggedOnlyAtDebug(t *testing.T) {
 	}
 	if !strings.Contains(debug.logs.String(), `"payload":"{\"transaction-id\"`) {
 		t.Errorf("the payload at debug level:\n%s", debug.logs)
+	}
+}
+
+// In exactly-once mode a request whose answer failed in more aborted transactions than the
+// retries allow is poisoned at once, as retries exhausted, without its answer being tried again;
+// one within the retries is answered.
+func TestARequestWhoseAnswerFailedInTooManyTransactionsIsPoisoned(t *testing.T) {
+	for _, tc := range []struct {
+		aborted  int
+		poisoned bool
+	}{{3, false}, {4, true}} { // the harness retries 3 times
+		hs := newHarness(t, pingpong, logrus.InfoLevel)
+		chain := middleware.Chain(hs.handler, middleware.ChainConfig{
+			Publisher: hs.pub, SucceededTopic: "t.succeeded", FailedTopic: "t.failed",
+			Retry:            wmmiddleware.Retry{MaxRetries: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Multiplier: 2},
+			MaxOriginalBytes: 64, Logger: logrus.NewEntry(hs.logger), Metrics: hs.metrics,
+			Source: func(*message.Message) source.Source {
+				src := requestSource
+				src.AbortedAnswers = tc.aborted
+				return src
+			},
+		})
+		if _, err := chain(request(`{"transaction-id": "a", "payload": {"message": "ping"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		pongs, poisoned := len(hs.pub.on("t.succeeded")), hs.pub.on("t.failed")
+		if !tc.poisoned {
+			if pongs != 1 || len(poisoned) != 0 {
+				t.Errorf("%d aborted answers: %d pongs, %d poison records; want the pong", tc.aborted, pongs, len(poisoned))
+			}
+			continue
+		}
+		if pongs != 0 || len(poisoned) != 1 {
+			t.Fatalf("%d aborted answers: %d pongs, %d poison records; want one poison record", tc.aborted, pongs, len(poisoned))
+		}
+		if code := poisoned[0].Metadata.Get(poison.HeaderReasonCode); code != string(poison.ReasonRetriesExhausted) {
+			t.Errorf("reason code %q, want %q", code, poison.ReasonRetriesExhausted)
+		}
 	}
 }

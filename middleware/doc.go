@@ -7,6 +7,9 @@
 //	Observe          one Event per message: correlation id, logs, metrics
 //	Tracing          OpenTelemetry spans (receive, process), or only the trace context carried over
 //	PoisonQueue      a handler error becomes an answer on .failed with headers that say why
+//	GiveUpAfterAbortedAnswers
+//	                 exactly-once: a request whose answer failed in more transactions than the
+//	                 retries allow fails here, and is poisoned
 //	Retry            Watermill's, with ShouldRetry = Transient: rejections and panics are not retried;
 //	                 entered only after a first failure (RetryAfterFirstFailure)
 //	TraceAttempts    each failed run and each retry as an event of the request's span

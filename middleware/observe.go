@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -61,6 +63,13 @@ func (o Observe) record(msg *message.Message, ev *Event, start time.Time, err er
 	}
 	if err != nil {
 		m.Nacks.Inc()
+		if errors.Is(err, context.Canceled) {
+			// The transport gave the request up (its transaction aborted, its key rewound, or
+			// the service is stopping), not a failure: one line each would flood the log when
+			// a transaction of thousands aborts. The abort itself is logged.
+			o.log(logrus.DebugLevel, msg, ev, err, "Gave up answering the request; it will be delivered again")
+			return
+		}
 		o.log(logrus.ErrorLevel, msg, ev, err, "Could not answer the request; it stays uncommitted and will be redelivered")
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,9 @@ type figures struct {
 	// felt is how the instances felt the fault: retries and redeliveries (nacks); nil for a
 	// binary, whose metrics die with it.
 	felt []*servicetest.Running
+	// exactlyOnce fails the test on a duplicate too: the answers were read committed from
+	// instances in exactly-once mode.
+	exactlyOnce bool
 }
 
 // report logs the figures as a row of docs/reliability.md's table, and fails the test when a
@@ -49,7 +53,7 @@ func (f figures) report(t *testing.T) {
 	}
 	t.Logf("FIGURES | %s | %s | %d | %d | %d | %d | %d | %s | %s | %.1f s |", f.scenario, f.fault,
 		f.tally.Requests, f.tally.Answered, len(f.tally.Missing), f.tally.Duplicates, f.exhausted, retries, nacks, f.elapsed.Seconds())
-	if len(f.tally.Missing) > 0 || len(f.tally.Wrong) > 0 {
+	if len(f.tally.Missing) > 0 || len(f.tally.Wrong) > 0 || (f.exactlyOnce && f.tally.Duplicates > 0) {
 		t.Fatalf("%s\nmissing %v\nwrong %v", f.tally, head(f.tally.Missing), head(f.tally.Wrong))
 	}
 }
@@ -57,21 +61,30 @@ func (f figures) report(t *testing.T) {
 // serviceConfig is the service's configuration for brokers as servicetest gives it (short
 // retries), edited by edit. KAFKA_TRANSPORT, when set, picks the transport, as it does for the
 // binary: `KAFKA_TRANSPORT=watermill-kafka go test ./reliability/` runs the scenarios on the
-// other one.
+// other one; RELIABILITY_DELIVERY=exactly-once runs them in exactly-once mode, each instance with
+// its own transactional id (not KAFKA_DELIVERY: a caller's exported setting must not change the
+// suite).
 func serviceConfig(t *testing.T, brokers []string, edit ...func(*config.Service)) config.Service {
 	t.Helper()
 	cfg := servicetest.Config(t, brokers)
 	if name, ok := os.LookupEnv("KAFKA_TRANSPORT"); ok {
 		cfg.Transport.Name = name
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if mode, ok := os.LookupEnv("RELIABILITY_DELIVERY"); ok {
+		cfg.Transport.Delivery.Mode = mode
+		cfg.Transport.Delivery.TransactionalID = fmt.Sprintf("reliability-%d", instances.Add(1))
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	for _, e := range edit {
 		e(&cfg)
 	}
 	return cfg
 }
+
+// instances numbers the instances a run starts, for their transactional ids.
+var instances atomic.Int64
 
 // load produces requests to .requested at a steady pace, in the background, until it is stopped
 // or has sent them all: the traffic a fault happens in the middle of. The producer is an

@@ -3,6 +3,7 @@ package reliability_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,11 +32,18 @@ func startBinary(t *testing.T, brokers []string) *servicetest.Process {
 }
 
 // startBinaryWith runs the built binary on brokers with more settings (NAME=value).
+// RELIABILITY_DELIVERY=exactly-once runs it in exactly-once mode (unless it is asked for the
+// watermill-kafka transport, which has none), as serviceConfig does the service in process, each
+// binary with its own transactional id.
 func startBinaryWith(t *testing.T, brokers []string, env ...string) *servicetest.Process {
 	t.Helper()
-	return servicetest.StartBinary(t, binary, append([]string{
+	settings := []string{
 		"KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
-	}, env...))
+	}
+	if mode, ok := os.LookupEnv("RELIABILITY_DELIVERY"); ok && !slices.Contains(env, "KAFKA_TRANSPORT=watermill-kafka") {
+		settings = append(settings, "KAFKA_DELIVERY="+mode, fmt.Sprintf("KAFKA_TRANSACTIONAL_ID=reliability-%d", instances.Add(1)))
+	}
+	return servicetest.StartBinary(t, binary, append(settings, env...))
 }

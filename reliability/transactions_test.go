@@ -13,10 +13,15 @@ import (
 )
 
 // TestOnlyCommittedRequestsAreAnswered: requests written in Kafka transactions, read by the built
-// binary on each transport. An aborted transaction's requests are never answered, a committed
-// one's all are, and a transaction held open delays its requests' answers until it commits.
+// binary on each transport, and in exactly-once mode. An aborted transaction's requests are never
+// answered, a committed one's all are, and a transaction held open delays its requests' answers
+// until it commits.
 func TestOnlyCommittedRequestsAreAnswered(t *testing.T) {
-	for _, transport := range []string{"franz-go", "watermill-kafka"} {
+	for transport, env := range map[string][]string{
+		"franz-go":        {"KAFKA_TRANSPORT=franz-go"},
+		"watermill-kafka": {"KAFKA_TRANSPORT=watermill-kafka"},
+		"exactly-once":    {"KAFKA_DELIVERY=exactly-once"},
+	} {
 		t.Run(transport, func(t *testing.T) {
 			cluster := servicetest.Cluster(t, partitions)
 			brokers := cluster.ListenAddrs()
@@ -51,7 +56,7 @@ func TestOnlyCommittedRequestsAreAnswered(t *testing.T) {
 			transaction(pings("committed"), &commit)
 			transaction(pings("open"), nil) // written, not committed yet
 
-			startBinaryWith(t, brokers, "KAFKA_TRANSPORT="+transport)
+			startBinaryWith(t, brokers, env...)
 			reader := servicetest.NewReader(t, brokers)
 			count := func(prefix string) int {
 				n := 0

@@ -23,6 +23,10 @@ type Source struct {
 	// Undecodable is set when the message stands for a batch of records that could not be
 	// decoded (Offset is then the batch's first offset), nil for a request.
 	Undecodable *UndecodableBatch
+	// AbortedAnswers is, in exactly-once mode, how many transactions aborted because this
+	// request's answer could not be written; the chain gives up on it past its retries
+	// (middleware.GiveUpAfterAbortedAnswers).
+	AbortedAnswers int
 }
 
 // Func tells where a message was read from. Each transport provides one.

@@ -120,21 +120,30 @@ func (ts *Transactions) wake() {
 // admits it; false if stop was closed first.
 func (ts *Transactions) Join(partition int32, offset int64, stop <-chan struct{}) (*Transaction, bool) {
 	for {
-		ts.mu.Lock()
-		t := ts.cur
-		if t != nil && t.admits(partition, offset) {
-			t.join(partition, offset)
-			ts.mu.Unlock()
+		t, changed := ts.TryJoin(partition, offset)
+		if t != nil {
 			return t, true
 		}
-		changed := ts.changed
-		ts.mu.Unlock()
 		select {
 		case <-changed:
 		case <-stop:
 			return nil, false
 		}
 	}
+}
+
+// TryJoin admits a message of partition at offset into the open transaction if it admits it;
+// otherwise it returns nil and a channel closed once the message may try again. A partition's
+// sender must not wait for one message while others it holds could join: a closed transaction
+// waits for those below its highest offset.
+func (ts *Transactions) TryJoin(partition int32, offset int64) (*Transaction, <-chan struct{}) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t := ts.cur; t != nil && t.admits(partition, offset) {
+		t.join(partition, offset)
+		return t, nil
+	}
+	return nil, ts.changed
 }
 
 // admits says whether the message may join; ts.mu is held.

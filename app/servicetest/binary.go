@@ -62,6 +62,14 @@ func StartBinary(t testing.TB, binary string, env []string, args ...string) *Pro
 	return p
 }
 
+// Send sends sig without waiting for anything (SIGSTOP, SIGCONT).
+func (p *Process) Send(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Signal sends sig and waits up to timeout for the process to exit, returning its exit code
 // (-1 for a signal it did not handle); it fails the test if the process outlives the timeout.
 func (p *Process) Signal(t testing.TB, sig syscall.Signal, timeout time.Duration) int {

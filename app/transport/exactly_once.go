@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/flow"
+	"github.com/pingpong/pingpong/source"
 )
 
 // ExactlyOnce makes the franz-go subscriber and publisher commit answers and input offsets in one
@@ -30,10 +31,68 @@ type ExactlyOnce struct {
 	// ProducerOptions tune the shared client's producer, as the publisher's own otherwise.
 	ProducerOptions []kgo.Opt
 	Metrics         *TransactionMetrics
+	// RetryInterval and MaxRetryInterval space the transactions after one aborted on a failed
+	// write or an unanswered request: the wait doubles with each such abort in a row, as Retry's
+	// between the attempts of one request (RETRY_INITIAL_INTERVAL, RETRY_MAX_INTERVAL), so that
+	// an outage shorter than the retries does not poison requests, nor hammer the broker.
+	RetryInterval, MaxRetryInterval time.Duration
+	// PoisonTopic is the poison queue's topic. A failed answer there does not count against its
+	// request: at-least-once does not retry a poison record either, it redelivers the request
+	// until the poison queue takes it, and so does an abort.
+	PoisonTopic string
 
 	txns   *flow.Transactions
 	mu     sync.Mutex
 	client *kgo.Client // the shared client, once the subscriber has connected
+	// failed counts, per partition and offset of a request, the transactions that aborted
+	// because its answer could not be written (middleware.GiveUpAfterAbortedAnswers); forgotten
+	// once the request's offset is committed.
+	failed map[int32]map[int64]int
+}
+
+// answerFailed counts a write of src's answer to topic that failed: its transaction aborts.
+func (e *ExactlyOnce) answerFailed(src source.Source, topic string) {
+	if topic == e.PoisonTopic {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failed == nil {
+		e.failed = map[int32]map[int64]int{}
+	}
+	offsets := e.failed[src.Partition]
+	if offsets == nil {
+		offsets = map[int64]int{}
+		e.failed[src.Partition] = offsets
+	}
+	if len(offsets) >= maxFailedAnswers {
+		clear(offsets) // a bound on memory; the requests then take their retries again
+	}
+	offsets[src.Offset]++
+}
+
+// maxFailedAnswers bounds the requests of a partition whose failed answers are counted: a
+// partition whose every answer fails counts at most its window's worth between two commits.
+const maxFailedAnswers = 16 << 10
+
+// abortedAnswers is how many transactions aborted on a failed answer to the request at offset.
+func (e *ExactlyOnce) abortedAnswers(partition int32, offset int64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failed[partition][offset]
+}
+
+// committed forgets the failed answers of the requests a transaction committed.
+func (e *ExactlyOnce) committed(marks map[int32]flow.Mark) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for p, m := range marks {
+		for offset := range e.failed[p] {
+			if offset < m.Next {
+				delete(e.failed[p], offset)
+			}
+		}
+	}
 }
 
 func (e *ExactlyOnce) init() {
@@ -108,6 +167,7 @@ func (e *ExactlyOnce) transactionalOptions() []kgo.Opt {
 func (c *consumer) pollInTransactions() {
 	defer close(c.pollDone)
 	e := c.cfg.ExactlyOnce
+	var backoff time.Duration
 	for {
 		if err := c.session.Begin(); err != nil {
 			c.transactionsFailed(fmt.Errorf("beginning a transaction: %w", err))
@@ -115,14 +175,33 @@ func (c *consumer) pollInTransactions() {
 		}
 		txn := e.txns.Open(c.msgCtx)
 		stopped := c.pollUntilDue(txn)
-		c.endTransaction(txn, stopped)
+		reason := c.endTransaction(txn, stopped)
 		if stopped {
 			for _, r := range c.polled {
 				c.recycle(r)
 			}
 			return
 		}
+		backoff = e.nextBackoff(backoff, reason)
+		if backoff > 0 {
+			select {
+			case <-time.After(backoff):
+			case <-c.pollCtx.Done():
+			}
+		}
 	}
+}
+
+// nextBackoff is the wait before the next transaction after one that ended for reason ("" for
+// a commit): it grows while answers fail, and is gone after a commit or another abort.
+func (e *ExactlyOnce) nextBackoff(last time.Duration, reason flow.AbortReason) time.Duration {
+	if reason != flow.AbortPublishFailed && reason != flow.AbortNotAnswered {
+		return 0
+	}
+	if last == 0 {
+		return e.RetryInterval
+	}
+	return min(2*last, max(e.MaxRetryInterval, e.RetryInterval))
 }
 
 // pollUntilDue polls and hands the records over until txn is due; true if the subscriber is
@@ -154,8 +233,8 @@ func (c *consumer) pollUntilDue(txn *flow.Transaction) (stopped bool) {
 
 // endTransaction waits until txn may end, then commits it with the offsets its partitions
 // marked, or aborts it; an aborted transaction's partitions are read again from their committed
-// offsets.
-func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) {
+// offsets. It returns why it aborted, "" if it committed.
+func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) flow.AbortReason {
 	e := c.cfg.ExactlyOnce
 	defer txn.End()
 	if txn.Requests() == 0 {
@@ -166,7 +245,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) {
 			c.logger.Error("Ending an empty transaction failed", err, nil)
 		}
 		c.restartPartitions()
-		return
+		return txn.Reason()
 	}
 	// A transaction must end well within its timeout, or the broker aborts it under us.
 	wait := e.Timeout / 2
@@ -194,9 +273,10 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) {
 	committed, err := c.session.End(ctx, kgo.TransactionEndTry(commit))
 	took := time.Since(txn.Started()).Seconds()
 	if committed {
+		e.committed(marks)
 		e.Metrics.committed.Inc()
 		e.Metrics.duration.WithLabelValues("committed").Observe(took)
-		return
+		return ""
 	}
 	reason = txn.Reason()
 	if reason == "" {
@@ -213,6 +293,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) {
 	// The session has reset the client to the committed offsets; what the workers hold past
 	// them is dropped, and read again.
 	c.restartPartitions()
+	return reason
 }
 
 // commitMarks makes the transaction's offset commit the partitions' marks: franz-go would commit

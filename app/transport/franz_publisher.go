@@ -10,9 +10,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pingpong/pingpong/app/flow"
+	"github.com/pingpong/pingpong/source"
 )
 
 // uuidHeader carries the Watermill message UUID, as in watermill-kafka.
@@ -63,6 +65,13 @@ type pendingRecord struct {
 	rec      *kgo.Record
 	promise  func(*kgo.Record, error)
 	delivery *flow.Delivery // of the request answered, if a FranzSubscriber delivered it
+}
+
+// brokerRefused tells a write the broker refused or never acknowledged from one the client gave
+// up because its transaction was already aborting: only the first counts against the request.
+func brokerRefused(err error) bool {
+	var refused *kerr.Error
+	return errors.As(err, &refused) || errors.Is(err, kgo.ErrRecordTimeout)
 }
 
 // errRewound refuses an answer whose key rewound after an earlier answer of it failed: the
@@ -135,8 +144,11 @@ func (p *FranzPublisher) Publish(topic string, msgs ...*message.Message) error {
 			if err != nil && d != nil {
 				d.Failed()
 			}
-			if err != nil && p.eos != nil && !errors.Is(err, errRewound) {
+			if err != nil && p.eos != nil && !errors.Is(err, context.Canceled) {
 				p.eos.txns.Doom(flow.AbortPublishFailed)
+				if src, ok := ctx.Value(franzSourceKey{}).(source.Source); ok && brokerRefused(err) {
+					p.eos.answerFailed(src, topic)
+				}
 			}
 			acks.done(msg, err)
 		}})

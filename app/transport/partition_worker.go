@@ -254,26 +254,37 @@ func (w *partitionWorker) MarkCommit(epoch int32, next int64) {
 func (w *partitionWorker) sendReady() {
 	defer w.consumer.senders.Done()
 	defer close(w.sendDone)
-	var batch []flow.Delivery
+	var batch, parked []flow.Delivery
+	var retry <-chan struct{} // closed when the parked deliveries may try to join again
 	for {
 		select {
 		case <-w.wake:
+		case <-retry:
 		case <-w.stop:
 			w.readyMu.Lock()
 			batch, w.ready = w.ready, nil
 			w.readyMu.Unlock()
-			for _, d := range batch {
+			for _, d := range append(parked, batch...) {
 				w.giveBack(d)
 			}
 			return
 		}
 		w.readyMu.Lock()
-		batch, w.ready = w.ready, batch[:0]
+		batch, w.ready = append(parked, w.ready...), batch[:0]
 		w.readyMu.Unlock()
+		parked, retry = nil, nil
 		for i, d := range batch {
-			if !w.send(d) {
+			txn, wait, joined := w.join(d)
+			if !joined {
+				// Another delivery may still join: the open transaction waits for those
+				// below its highest offset (flow.Transactions). The engine releases one
+				// delivery of a key at a time, so these may go in any order.
+				parked, retry = append(parked, d), wait
+				continue
+			}
+			if !w.send(d, txn) {
 				d.Done(false) // send took its top-up
-				for _, rest := range batch[i+1:] {
+				for _, rest := range append(parked, batch[i+1:]...) {
 					w.giveBack(rest)
 				}
 				clear(batch)
@@ -291,6 +302,17 @@ func (w *partitionWorker) sendReady() {
 	}
 }
 
+// join admits d into the open transaction in exactly-once mode; when it cannot join yet, wait is
+// closed once it may try again. Without transactions every delivery goes at once.
+func (w *partitionWorker) join(d flow.Delivery) (txn *flow.Transaction, wait <-chan struct{}, joined bool) {
+	e := w.consumer.cfg.ExactlyOnce
+	if e == nil {
+		return nil, nil, true
+	}
+	txn, wait = e.txns.TryJoin(w.partition, d.Offset())
+	return txn, wait, txn != nil
+}
+
 // giveBack tells the engine that d, never sent, was not answered. The engine releases the whole
 // room of its record, so the top-up of a delivery that waited behind its key is taken first.
 func (w *partitionWorker) giveBack(d flow.Delivery) {
@@ -299,16 +321,23 @@ func (w *partitionWorker) giveBack(d flow.Delivery) {
 }
 
 // send delivers d's message (a copy, on a redelivery: a Watermill message is acked once) and
-// watches it; false if the partition stopped first.
-func (w *partitionWorker) send(d flow.Delivery) bool {
+// watches it; false if the partition stopped first. In exactly-once mode d has joined txn, which
+// a message not sent leaves unanswered.
+func (w *partitionWorker) send(d flow.Delivery, txn *flow.Transaction) bool {
+	notSent := func() bool {
+		if txn != nil {
+			txn.Leave(false)
+		}
+		return false
+	}
 	select {
 	case <-w.stop:
 		w.consumer.budget.Force(d.TopUp()) // for the engine's count, which releases it
-		return false                       // stopping: prefer not to start another message
+		return notSent()                   // stopping: prefer not to start another message
 	default:
 	}
 	if n := d.TopUp(); n > 0 && !w.reserve(n) {
-		return false
+		return notSent()
 	}
 	out := d.Msg().(*outgoing)
 	msg := out.msg
@@ -319,14 +348,7 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 	}
 	ctx.delivery = d
 	parent := w.consumer.msgCtx
-	var txn *flow.Transaction
-	if e := w.consumer.cfg.ExactlyOnce; e != nil {
-		// The message is answered in the open transaction; it waits while a closing one
-		// admits nothing past this partition's messages in it.
-		var ok bool
-		if txn, ok = e.txns.Join(w.partition, d.Offset(), w.stop); !ok {
-			return false
-		}
+	if txn != nil {
 		parent = txn.Context() // canceled if the transaction aborts: its retries stop
 	}
 	// Watermill's promise (its pub/sub suite's TestMessageCtx): a message's context is canceled
@@ -338,10 +360,7 @@ func (w *partitionWorker) send(d flow.Delivery) bool {
 	case w.consumer.out <- msg:
 	case <-w.stop:
 		cancel()
-		if txn != nil {
-			txn.Leave(false)
-		}
-		return false
+		return notSent()
 	}
 	w.inRouter.Add(1)
 	w.sent <- sentMessage{d, msg, cancel, txn}

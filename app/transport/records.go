@@ -121,7 +121,11 @@ func (m *messageContext) Value(key any) any {
 // counted once in the budget (with the request), and keys of 100 KB copied twice more made
 // the process's peak a third larger than values of the same size.
 func (c *consumer) messageContext(rec *kgo.Record, key string) *messageContext {
-	return c.newMessageContext(source.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: readOnlyBytes(key)})
+	src := source.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: readOnlyBytes(key)}
+	if e := c.cfg.ExactlyOnce; e != nil {
+		src.AbortedAnswers = e.abortedAnswers(rec.Partition, rec.Offset)
+	}
+	return c.newMessageContext(src)
 }
 
 // readOnlyBytes is s's bytes, without a copy; they must not be written.

@@ -89,12 +89,15 @@ func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assi
 	var eos *ExactlyOnce
 	if d := c.Transport.Delivery; d.ExactlyOnce() {
 		eos = &ExactlyOnce{
-			TransactionalID: TransactionalID(d.TransactionalID, c.ConsumerGroup),
-			Timeout:         d.TransactionTimeout,
-			Interval:        d.TransactionInterval,
-			MaxRequests:     d.TransactionMaxRequests,
-			ProducerOptions: producer[len(opts):],
-			Metrics:         NewTransactionMetrics(),
+			TransactionalID:  TransactionalID(d.TransactionalID, c.ConsumerGroup),
+			Timeout:          d.TransactionTimeout,
+			Interval:         d.TransactionInterval,
+			MaxRequests:      d.TransactionMaxRequests,
+			ProducerOptions:  producer[len(opts):],
+			Metrics:          NewTransactionMetrics(),
+			PoisonTopic:      c.Kafka.Topics().Failed,
+			RetryInterval:    c.Retry.InitialInterval,
+			MaxRetryInterval: c.Retry.MaxInterval,
 		}
 		k.Collectors = eos.Metrics.Collectors()
 	}

@@ -129,6 +129,14 @@ func serviceDefaults() map[string]string {
 	return defaults
 }
 
+// kafkaEnvNames are the settings every command shares to reach the cluster (config.Kafka).
+func kafkaEnvNames() []string {
+	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
+	var k config.Kafka
+	k.AddFlags(fs)
+	return config.EnvNames(fs)
+}
+
 // newServiceFlags registers the service's settings, as the pingpong command does.
 func newServiceFlags() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("pingpong", pflag.ContinueOnError)
@@ -352,17 +360,20 @@ func checkEnvironment(t *testing.T, r *release) {
 			t.Errorf("%s: %v", what, err)
 		}
 	}
-	// The hook reaches the cluster exactly as the service does.
+	// The hook reaches the cluster exactly as the service does: the same settings of
+	// config.Kafka (brokers, topic prefix, timeout, TLS, SASL), and none of the service's own.
 	if r.job != nil {
 		svc, job := r.env(t, containers["Deployment"]), r.env(t, containers["Job"])
+		connection := kafkaEnvNames()
 		for name, value := range svc {
-			if strings.HasPrefix(name, "KAFKA_") && name != "KAFKA_CONSUMER_GROUP" && name != "KAFKA_CONSUMER_OFFSET" || name == "TOPIC_PREFIX" {
-				if job[name] != value {
-					t.Errorf("%s: the service has %q, the topics Job %q", name, value, job[name])
-				}
+			if slices.Contains(connection, name) && job[name] != value {
+				t.Errorf("%s: the service has %q, the topics Job %q", name, value, job[name])
 			}
 		}
 		for name := range job {
+			if strings.HasPrefix(name, "KAFKA_") && !slices.Contains(connection, name) {
+				t.Errorf("the topics Job sets %s, which is not a setting of the connection to the cluster", name)
+			}
 			if strings.HasPrefix(name, "KAFKA_") && svc[name] == "" {
 				t.Errorf("the topics Job sets %s, the service does not", name)
 			}

@@ -10,7 +10,7 @@ import (
 )
 
 // The rows of the dashboard, in order: the four golden signals, then the broker.
-var wantRows = []string{"Traffic", "Latency", "Errors", "Saturation", "Broker"}
+var wantRows = []string{"Traffic", "Latency", "Errors", "Saturation", "Exactly once", "Broker"}
 
 func TestDashboardStructure(t *testing.T) {
 	d := loadDashboard(t)

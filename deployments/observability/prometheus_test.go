@@ -216,11 +216,14 @@ func startBroker(t *testing.T) string {
 	return strings.Join(cluster.ListenAddrs(), ",")
 }
 
-// startService runs the service with its defaults on the broker until the test ends.
+// startService runs the service with its defaults on the broker until the test ends, but with
+// exactly-once delivery: it exports every metric of at-least-once and the transaction metrics
+// besides, which the dashboard's Exactly once row and PingpongTransactionsAborting read.
 func startService(t *testing.T, brokers string) string {
 	t.Helper()
 	cfg := servicetest.Config(t, strings.Split(brokers, ","))
 	cfg.Logging.Level = "warn"
+	cfg.Transport.Delivery.Mode = config.DeliveryExactlyOnce
 	return servicetest.Start(t, cfg).HTTPAddr()
 }
 

@@ -403,6 +403,20 @@ func TestProduction(t *testing.T) {
 		if !allowed("group", group, "Read") {
 			t.Errorf("the user may not consume as group %s", group)
 		}
+		// Exactly-once: each pod's transactional id is <group>-<pod name> (a Deployment's pod
+		// names are <deployment>-<replica set hash>-<suffix>).
+		transactionalID := group + "-pingpong-7c9d8b6f4-x2x7q"
+		if !allowed("transactionalId", transactionalID, "Write", "Describe") {
+			t.Errorf("the user may not run transactions as %s (KAFKA_DELIVERY=exactly-once)", transactionalID)
+		}
+		if allowed("transactionalId", "billing-1", "Write") {
+			t.Error("the user may write with any transactional id, not only its group's")
+		}
+		for _, acl := range u.Spec.Authorization.ACLs {
+			if acl.Resource.Type == "cluster" {
+				t.Errorf("the user has rights on the cluster %v, which none of its requests needs (idempotent and transactional producers are authorized by their topics and transactional ids)", acl.Operations)
+			}
+		}
 	})
 
 	t.Run("metrics", func(t *testing.T) {

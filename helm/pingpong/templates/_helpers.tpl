@@ -404,6 +404,11 @@ the Deployment, so every render runs them.
 {{- if and $tls.keyKey (not $tls.certKey) }}
 {{- fail "kafka.tls.keyKey is set without kafka.tls.certKey: a client key needs its certificate" }}
 {{- end }}
+{{- with $v.kafka.delivery.transactionalId }}
+{{- if or (ne (include "pingpong.replicasFromChart" $) "true") (gt (int $v.replicaCount) 1) $v.autoscaling.hpa.enabled $v.autoscaling.keda.enabled (ne $v.updateStrategy.type "Recreate") }}
+{{- fail (printf "kafka.delivery.transactionalId is %q: a fixed transactional id belongs to one producer, and every pod that runs with it fences the others (their transactions abort, their answers are read again). Leave it empty, so that each pod uses <config.consumerGroup>-<pod name>; or run one pod at a time: replicaCount 1, no autoscaler, replicaCountFromChart true, updateStrategy.type Recreate" .) }}
+{{- end }}
+{{- end }}
 {{- $managed := list "HTTP_ADDR" "SHUTDOWN_TIMEOUT" "KAFKA_SASL_USERNAME" "KAFKA_SASL_PASSWORD" "AWS_REGION" }}
 {{- $managed = concat $managed (keys (include "pingpong.kafkaEnv" . | fromYaml)) (keys (include "pingpong.serviceEnv" . | fromYaml)) (keys (include "pingpong.tracingEnv" . | fromYaml)) }}
 {{- range $v.extraEnv }}
@@ -428,6 +433,14 @@ RETRY_MAX_INTERVAL: {{ $c.retry.maxInterval | quote }}
 RETRY_MULTIPLIER: {{ $c.retry.multiplier | toString | quote }}
 RETRY_JITTER: {{ $c.retry.jitter | toString | quote }}
 RETRY_MAX_ELAPSED: {{ $c.retry.maxElapsed | quote }}
+{{- $d := .Values.kafka.delivery }}
+KAFKA_DELIVERY: {{ $d.mode | quote }}
+KAFKA_TRANSACTION_INTERVAL: {{ $d.transactionInterval | quote }}
+KAFKA_TRANSACTION_MAX_REQUESTS: {{ int $d.transactionMaxRequests | quote }}
+KAFKA_TRANSACTION_TIMEOUT: {{ $d.transactionTimeout | quote }}
+{{- with $d.transactionalId }}
+KAFKA_TRANSACTIONAL_ID: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -81,7 +81,7 @@ func hotKeyRun(o hotKeyOptions, service, ordering string, latency time.Duration)
 		return hotKeyResult{}, err
 	}
 	defer producer.Close()
-	reader, err := newAnswerReader(brokers, prefix)
+	reader, err := newAnswerReader(brokers, prefix, false)
 	if err != nil {
 		return hotKeyResult{}, err
 	}

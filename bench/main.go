@@ -40,11 +40,14 @@ func main() {
 	flag.IntVar(&opts.runs, "runs", 3, "drains of each system and partition count; the median throughput is reported")
 	flag.StringVar(&partitions, "partitions", "1,4,16", "partition counts of the drain runs")
 	flag.IntVar(&opts.rate, "rate", 1000, "requests per second of the latency run")
+	flag.IntVar(&opts.latencyRuns, "latency-runs", 1, "latency runs of each system; the median p50 and p99 are reported, with their spread")
 	flag.DurationVar(&opts.latencyFor, "latency-for", 8*time.Second, "length of the latency run, after its warm-up; 0 for drains only")
 	flag.DurationVar(&opts.warmUp, "warm-up", 3*time.Second, "steady load before the latency run's measured part")
 	flag.StringVar(&systems, "systems", strings.Join([]string{systemService, systemWatermill, systemCeiling}, ","), "systems to compare")
 	flag.StringVar(&opts.out, "out", "docs/performance.md", "Markdown file for the results; empty prints only")
+	flag.StringVar(&opts.block, "block", "", "a name for the figures' blocks in -out, so that a run of other systems or settings (the exactly-once comparison) keeps blocks of its own")
 	flag.StringVar(&latencies, "produce-latency", "0,2ms,10ms", "delays the broker adds to every produce request of the system, as a replicated acks=all write takes on a real cluster: one run each, in this order, each written to its own block")
+	flag.BoolVar(&opts.delayTransactions, "delay-transactions", true, "give an exactly-once system's transactional requests (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) the produce latency too: each is a replicated write on a real cluster")
 	flag.StringVar(&delayedSystems, "delayed-systems", strings.Join([]string{systemService, systemCeiling}, ","),
 		"the systems measured with a produce latency too; watermill-kafka's defaults pay it once a message per partition (a 100,000 drain takes about 4 minutes a partition count at 2 ms, 20 at 10 ms)")
 	flag.StringVar(&opts.serviceBinary, "service-binary", "", "a pingpong binary to measure instead of building ./app (to compare two builds)")
@@ -64,6 +67,12 @@ func main() {
 	}
 	opts.systems = strings.Split(systems, ",")
 	opts.delayedSystems = strings.Split(delayedSystems, ",")
+	for _, s := range append(append([]string{}, opts.systems...), opts.delayedSystems...) {
+		if !knownSystem(s) {
+			fmt.Fprintf(os.Stderr, "bench: system %q: not one of %s, %s[@KAFKA_TRANSACTION_INTERVAL], %s, %s\n", s, systemService, systemExactlyOnce, systemWatermill, systemCeiling)
+			os.Exit(2)
+		}
+	}
 	opts.produceLatencies = durations("produce-latency", latencies)
 	opts.hotKey.latencies = durations("hot-key", hotKeyLatencies)
 	if hotKeyOrderings != "" {
@@ -73,8 +82,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -hot-key-rate and -hot-key-records must be at least 1")
 		os.Exit(2)
 	}
-	if opts.runs < 1 {
-		fmt.Fprintf(os.Stderr, "bench: -runs %d: at least one run is needed\n", opts.runs)
+	if opts.runs < 1 || opts.latencyRuns < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -runs %d, -latency-runs %d: at least one run of each is needed\n", opts.runs, opts.latencyRuns)
 		os.Exit(2)
 	}
 	if err := run(opts); err != nil {
@@ -105,20 +114,24 @@ func durations(flag, list string) []time.Duration {
 }
 
 type options struct {
-	requests   int
-	runs       int
-	partitions []int
-	rate       int
-	latencyFor time.Duration
-	warmUp     time.Duration
-	systems    []string
-	out        string
+	requests    int
+	runs        int
+	partitions  []int
+	rate        int
+	latencyRuns int
+	latencyFor  time.Duration
+	warmUp      time.Duration
+	systems     []string
+	out         string
+	block       string
 	// produceLatencies model a real cluster's write round trip (kfake answers at once), one
 	// run each; delayedSystems are the systems that run with a latency.
 	produceLatencies []time.Duration
 	delayedSystems   []string
-	serviceBinary    string
-	hotKey           hotKeyOptions
+	// delayTransactions gives the transactional requests the produce latency too.
+	delayTransactions bool
+	serviceBinary     string
+	hotKey            hotKeyOptions
 }
 
 // buildService builds the pingpong binary the way a release does.

@@ -24,7 +24,7 @@ func TestWriteFiguresReplacesOnlyItsBlock(t *testing.T) {
 		latency time.Duration
 		figures string
 	}{{0, "fast v1\n"}, {2 * time.Millisecond, "slow v1\n"}, {0, "fast v2\n"}} {
-		if err := writeFigures(path, step.latency, step.figures); err != nil {
+		if err := writeFigures(path, "", step.latency, step.figures); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,7 +180,7 @@ func TestWriteBlockKeepsTheOtherBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, write := range []func() error{
-		func() error { return writeFigures(path, 0, "drains\n") },
+		func() error { return writeFigures(path, "", 0, "drains\n") },
 		func() error { return writeBlock(path, hotKeyBlock, "hot v1\n") },
 		func() error { return writeBlock(path, hotKeyBlock, "hot v2\n") },
 	} {
@@ -201,5 +201,130 @@ func TestAnEmptyLatencyListIsNone(t *testing.T) {
 	}
 	if d := durations("hot-key", "0, 2ms"); len(d) != 2 || d[0] != 0 || d[1] != 2*time.Millisecond {
 		t.Errorf("%v, want 0 and 2ms", d)
+	}
+}
+
+// The exactly-once system is the service's binary with KAFKA_DELIVERY=exactly-once, and @ sets
+// its transaction interval; anything else is not a system.
+func TestExactlyOnceSystemsRunTheServiceInTransactions(t *testing.T) {
+	for system, want := range map[string]string{
+		systemService:               "",
+		systemExactlyOnce:           "KAFKA_DELIVERY=exactly-once",
+		systemExactlyOnce + "@20ms": "KAFKA_DELIVERY=exactly-once KAFKA_TRANSACTION_INTERVAL=20ms",
+		systemExactlyOnce + "@1s":   "KAFKA_DELIVERY=exactly-once KAFKA_TRANSACTION_INTERVAL=1s",
+	} {
+		env, ok := serviceEnv(system)
+		if !ok || strings.Join(env, " ") != want {
+			t.Errorf("%s: env %q (%v), want %q", system, env, ok, want)
+		}
+		if exactlyOnce(system) != (want != "") {
+			t.Errorf("%s: read as read_committed %v", system, exactlyOnce(system))
+		}
+	}
+	for _, system := range []string{systemExactlyOnce + "@", systemExactlyOnce + "@fast", systemExactlyOnce + "@-1s", systemService + "@20ms", "exactly-once"} {
+		if knownSystem(system) {
+			t.Errorf("%q taken for a system", system)
+		}
+	}
+	for _, system := range []string{systemWatermill, systemCeiling} {
+		if _, ok := serviceEnv(system); ok || !knownSystem(system) || exactlyOnce(system) {
+			t.Errorf("%s is not the service's binary, and is a system", system)
+		}
+	}
+}
+
+// With an exactly-once system, the tables give its drain's share of at-least-once's, the
+// commits a second, and the spread of repeated runs.
+func TestRenderGivesTheExactlyOnceShareAndCommits(t *testing.T) {
+	o := options{rate: 1000, latencyFor: 8 * time.Second, warmUp: 3 * time.Second, requests: 100, runs: 2, latencyRuns: 2}
+	table := render(o, 2*time.Millisecond, []result{
+		{system: systemService, partitions: 4, perSecond: 40_000, slowest: 39_000, fastest: 41_000, runs: 2},
+		{system: systemExactlyOnce, partitions: 4, perSecond: 30_000, slowest: 29_000, fastest: 31_000, runs: 2, commitsPerSecond: 9.5},
+		{system: systemExactlyOnce, p50: 52 * time.Millisecond, p99: 102 * time.Millisecond, p50s: []time.Duration{51 * time.Millisecond, 53 * time.Millisecond},
+			p99s: []time.Duration{101 * time.Millisecond, 103 * time.Millisecond}, writtenP50: 2 * time.Millisecond, writtenP99: 4 * time.Millisecond, commitsPerSecond: 10, runs: 2},
+	})
+	for _, row := range []string{
+		"| service | 4 | 40000 (39000–41000) | – | – | – | 0.0 µs | 0.0 µs | 0.0 | – | – |",
+		"| service-exactly-once | 4 | 30000 (29000–31000) | – | – | – | 0.0 µs | 0.0 µs | 0.0 | 75% | 9.5 |",
+		"| service-exactly-once | 52.00 ms (51.00, 53.00) | 102.00 ms (101.00, 103.00) | 2.00 ms / 4.00 ms | 10.0 |",
+		"read read_committed",
+	} {
+		if !strings.Contains(table, row) {
+			t.Errorf("%q missing:\n%s", row, table)
+		}
+	}
+	if plain := render(o, 0, []result{{system: systemService, partitions: 4, perSecond: 40_000}}); strings.Contains(plain, "commits/s") {
+		t.Errorf("a table without exactly-once has a commits column:\n%s", plain)
+	}
+}
+
+// A named block has markers of its own: the exactly-once comparison leaves the main figures of
+// the same produce latency as they are.
+func TestANamedBlockKeepsTheMainFigures(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "performance.md")
+	for _, block := range []string{"", "exactly once", "exactly once"} {
+		if err := writeFigures(path, block, 2*time.Millisecond, "figures of "+block+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, _ := os.ReadFile(path)
+	text := string(doc)
+	if !strings.Contains(text, "<!-- figures, produce latency 2ms: written by go run ./bench -->\nfigures of \n") ||
+		!strings.Contains(text, "<!-- figures, exactly once, produce latency 2ms: written by go run ./bench -->\nfigures of exactly once\n<!-- end of figures, exactly once, produce latency 2ms -->") ||
+		strings.Count(text, "figures of exactly once") != 1 {
+		t.Errorf("blocks not kept apart:\n%s", text)
+	}
+}
+
+// A drain's rate counts the answers read after the first poll, over the time from it to the
+// last: an exactly-once system's first poll brings a whole transaction's answers at once.
+func TestSpanCountsTheFirstPollsAnswers(t *testing.T) {
+	t0 := time.Now()
+	r := &answerReader{first: t0, last: t0.Add(time.Second)}
+	for _, at := range []time.Time{t0, t0, t0, t0.Add(time.Millisecond), t0.Add(time.Second)} {
+		r.records = append(r.records, answerRecord{at: at})
+	}
+	if first, last, n := r.span(); !first.Equal(t0) || !last.Equal(t0.Add(time.Second)) || n != 3 {
+		t.Errorf("span %v to %v, %d in the first poll; want 1s and 3", first, last, n)
+	}
+}
+
+// With a produce latency, an exactly-once system's transactional requests wait as its writes do
+// (with -delay-transactions), and each committed transaction is counted.
+func TestTransactionsAreDelayedAndCounted(t *testing.T) {
+	for _, delayTransactions := range []bool{true, false} {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "a.succeeded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := &testbed{cluster: cluster}
+		tb.control(delayTransactions)
+		const latency = 50 * time.Millisecond
+		tb.produceLatency.Store(int64(latency))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.TransactionalID("bench-test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, commit := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort, kgo.TryCommit} {
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "a.succeeded", Value: []byte("answer")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			if err := cl.EndTransaction(ctx, commit); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(began); (took >= latency) != delayTransactions {
+				t.Errorf("delayTransactions %v: ending a transaction took %v, with a produce latency of %v", delayTransactions, took, latency)
+			}
+		}
+		if got := tb.commits.Load(); got != 2 {
+			t.Errorf("%d commits counted, want 2", got)
+		}
+		cl.Close()
+		cluster.Close()
 	}
 }

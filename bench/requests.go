@@ -95,6 +95,10 @@ type answerReader struct {
 type answerRecord struct {
 	key, topic, value string
 	at                time.Time
+	// written is the record's timestamp: when the system produced it (franz-go stamps a record
+	// as it is produced), which is before it was read by as much as the write and, for an
+	// exactly-once system, the wait for its transaction's commit.
+	written time.Time
 }
 
 // waiter counts down the requests of one run (tags "<run>-<index>", as requests makes them) as
@@ -123,9 +127,15 @@ func (w *waiter) tick(tag string) {
 	}
 }
 
-func newAnswerReader(brokers []string, prefix string) (*answerReader, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(prefix+".succeeded", prefix+".failed"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
+// newAnswerReader reads prefix's answers; readCommitted reads only committed transactions' (the
+// answers of an exactly-once system count once its transaction has committed, not before).
+func newAnswerReader(brokers []string, prefix string, readCommitted bool) (*answerReader, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(prefix+".succeeded", prefix+".failed"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10 * time.Millisecond)}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +152,7 @@ func newAnswerReader(brokers []string, prefix string) (*answerReader, error) {
 					r.first = now
 				}
 				r.last = now
-				a := answerRecord{string(rec.Key), rec.Topic, string(rec.Value), now}
+				a := answerRecord{string(rec.Key), rec.Topic, string(rec.Value), now, rec.Timestamp}
 				r.records = append(r.records, a)
 				if r.waiting != nil {
 					r.waiting.tick(a.key)
@@ -240,20 +250,38 @@ func (r *answerReader) spanOf(reqs []request) (first, last time.Time) {
 	return first, last
 }
 
-func (r *answerReader) span() (time.Time, time.Time) {
+// span is when the first and the last answer were read, and how many were read in the first
+// poll: the drain's rate is the others over the span. An exactly-once system's answers become
+// readable a transaction at a time, so its first poll holds a whole transaction's.
+func (r *answerReader) span() (first, last time.Time, inFirstPoll int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.first, r.last
+	for _, a := range r.records {
+		if !a.at.Equal(r.first) {
+			break
+		}
+		inFirstPoll++
+	}
+	return r.first, r.last, inFirstPoll
 }
 
 func (r *answerReader) firstAnswerAt(reqs []request) map[string]time.Time {
+	return r.firstAnswers(reqs, func(a answerRecord) time.Time { return a.at })
+}
+
+// firstAnswerWrittenAt is when the first answer of each request was produced (its timestamp).
+func (r *answerReader) firstAnswerWrittenAt(reqs []request) map[string]time.Time {
+	return r.firstAnswers(reqs, func(a answerRecord) time.Time { return a.written })
+}
+
+func (r *answerReader) firstAnswers(reqs []request, when func(answerRecord) time.Time) map[string]time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	answers := r.byKey()
 	at := make(map[string]time.Time, len(reqs))
 	for _, q := range reqs {
 		if a := answers[q.Tag]; len(a) > 0 {
-			at[q.Tag] = a[0].at
+			at[q.Tag] = when(a[0])
 		}
 	}
 	return at

@@ -28,7 +28,11 @@ type result struct {
 	partitions int     // 0 for the latency run
 	perSecond  float64 // drain throughput
 	p50, p99   time.Duration
-	peakRSS    int64 // bytes
+	// writtenP50 and writtenP99 are the latencies to the answers' writing (their record
+	// timestamps) rather than to their reading: for an exactly-once system, the difference is
+	// mostly the wait for the transaction's commit.
+	writtenP50, writtenP99 time.Duration
+	peakRSS                int64 // bytes
 	// cpuPerRequest is the system's CPU time (user and system) divided by the requests it
 	// answered, and brokerCPUPerRequest the same for this process (the broker, the answer reader),
 	// over the drain: where a shared machine's cores went.
@@ -39,6 +43,14 @@ type result struct {
 	lost, dups        int
 	wrong             int
 	runs              int // drains summarized (the median throughput of them)
+	// slowest and fastest are the lowest and highest throughput of the drains summarized, and
+	// p50s and p99s the latency runs' (their medians are p50 and p99): the spread.
+	slowest, fastest float64
+	p50s, p99s       []time.Duration
+	// commitsPerSecond is how many transactions the system committed a second (EndTxn
+	// requests that commit) over the drain or the latency run's measured part; 0 for a system
+	// that writes without transactions.
+	commitsPerSecond float64
 	// kept is the drain's share of the same system's drain with no produce latency, in the same
 	// run (0 when there is none).
 	kept float64
@@ -67,17 +79,7 @@ func run(o options) error {
 	// record a request, its own connection would queue behind the writes and the latency run
 	// would measure that queue instead of the system.
 	tb := &testbed{cluster: cluster, brokers: cluster.ListenAddrs(), service: service}
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		produce := req.(*kmsg.ProduceRequest)
-		if writesRequestsOnly(produce) {
-			return nil, nil, false
-		}
-		tb.answers.count(produce)
-		if delay := time.Duration(tb.produceLatency.Load()); delay > 0 {
-			cluster.SleepControl(func() { time.Sleep(delay) })
-		}
-		return nil, nil, false
-	})
+	tb.control(o.delayTransactions)
 
 	runID := 0
 	atOnce := map[drainKey]float64{} // the drains with no produce latency, for the kept shares
@@ -115,18 +117,23 @@ func run(o options) error {
 			if o.latencyFor <= 0 {
 				break
 			}
-			runID++
-			r, err := latency(o, tb, system, runID)
-			if err != nil {
-				return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
+			var runs []result
+			for range o.latencyRuns {
+				runID++
+				r, err := latency(o, tb, system, runID)
+				if err != nil {
+					return fmt.Errorf("%s, latency, produce latency %v: %w", system, produceLatency, err)
+				}
+				fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v (answers written: p50 %v, p99 %v), %.1f commits/s, peak RSS %5.1f MiB, lost %d, duplicates %d, wrong %d\n",
+					system, o.rate, produceLatency, r.p50, r.p99, r.writtenP50, r.writtenP99, r.commitsPerSecond, mib(r.peakRSS), r.lost, r.dups, r.wrong)
+				runs = append(runs, r)
 			}
-			fmt.Fprintf(os.Stderr, "steady %-26s %d requests/s, produce latency %4v: p50 %v, p99 %v, lost %d\n", system, o.rate, produceLatency, r.p50, r.p99, r.lost)
-			results = append(results, r)
+			results = append(results, summarizeLatency(runs))
 		}
 		report := render(o, produceLatency, results)
 		fmt.Print(report)
 		if o.out != "" {
-			if err := writeFigures(o.out, produceLatency, report); err != nil {
+			if err := writeFigures(o.out, o.block, produceLatency, report); err != nil {
 				return err
 			}
 		}
@@ -154,6 +161,40 @@ func run(o options) error {
 		return errors.New("requests were lost or answered wrongly")
 	}
 	return nil
+}
+
+// control makes the broker delay the system's writes by the current produce latency (its
+// transactional requests too with delayTransactions), count the answers its produce requests
+// carry, and count the transactions it commits.
+func (tb *testbed) control(delayTransactions bool) {
+	tb.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit {
+			tb.commits.Add(1)
+		}
+		return nil, nil, false
+	})
+	// A transaction's own requests are replicated writes too on a real cluster (to the
+	// transaction log, or the offsets topic for TxnOffsetCommit): with -delay-transactions they
+	// take the produce latency as well. Only an exactly-once system sends them.
+	for _, key := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.TxnOffsetCommit, kmsg.EndTxn} {
+		tb.cluster.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
+			if delay := time.Duration(tb.produceLatency.Load()); delay > 0 && delayTransactions {
+				tb.cluster.SleepControl(func() { time.Sleep(delay) })
+			}
+			return nil, nil, false
+		})
+	}
+	tb.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		produce := req.(*kmsg.ProduceRequest)
+		if writesRequestsOnly(produce) {
+			return nil, nil, false
+		}
+		tb.answers.count(produce)
+		if delay := time.Duration(tb.produceLatency.Load()); delay > 0 {
+			tb.cluster.SleepControl(func() { time.Sleep(delay) })
+		}
+		return nil, nil, false
+	})
 }
 
 // hotKeyBlock names the hot-key scenario's figures block.
@@ -187,6 +228,8 @@ type testbed struct {
 	answers produceCounter
 	// produceLatency is the delay of the current run's produce requests, in nanoseconds.
 	produceLatency atomic.Int64
+	// commits counts the transactions committed (EndTxn requests that commit).
+	commits atomic.Int64
 }
 
 // produceCounter counts the produce requests of the system under test (those that write answers,
@@ -250,20 +293,64 @@ func summarize(runs []result) result {
 		sum.cpuPerRequest += r.cpuPerRequest
 		sum.brokerCPUPerRequest += r.brokerCPUPerRequest
 		sum.answersPerProduce += r.answersPerProduce
+		sum.commitsPerSecond += r.commitsPerSecond
 		sum.lost += r.lost
 		sum.dups += r.dups
 		sum.wrong += r.wrong
 	}
 	sort.Float64s(rates)
-	sum.perSecond = rates[len(rates)/2]
-	if len(rates)%2 == 0 {
-		sum.perSecond = (rates[len(rates)/2-1] + rates[len(rates)/2]) / 2
-	}
+	sum.perSecond = median(rates)
+	sum.slowest, sum.fastest = rates[0], rates[len(rates)-1]
 	sum.runs = len(runs)
 	sum.cpuPerRequest /= time.Duration(len(runs))
 	sum.brokerCPUPerRequest /= time.Duration(len(runs))
 	sum.answersPerProduce /= float64(len(runs))
+	sum.commitsPerSecond /= float64(len(runs))
 	return sum
+}
+
+// summarizeLatency makes one result of repeated latency runs: the median p50 and p99 (each
+// run's kept for the spread), the highest peak memory, the mean commits a second, and every
+// loss, duplicate and wrong answer.
+func summarizeLatency(runs []result) result {
+	sum := runs[0]
+	sum.p50s, sum.p99s = []time.Duration{runs[0].p50}, []time.Duration{runs[0].p99}
+	for _, r := range runs[1:] {
+		sum.p50s, sum.p99s = append(sum.p50s, r.p50), append(sum.p99s, r.p99)
+		sum.peakRSS = max(sum.peakRSS, r.peakRSS)
+		sum.commitsPerSecond += r.commitsPerSecond
+		sum.lost += r.lost
+		sum.dups += r.dups
+		sum.wrong += r.wrong
+	}
+	sort.Slice(sum.p50s, func(i, j int) bool { return sum.p50s[i] < sum.p50s[j] })
+	sort.Slice(sum.p99s, func(i, j int) bool { return sum.p99s[i] < sum.p99s[j] })
+	sum.p50, sum.p99 = medianDuration(sum.p50s), medianDuration(sum.p99s)
+	var written50, written99 []time.Duration
+	for _, r := range runs {
+		written50, written99 = append(written50, r.writtenP50), append(written99, r.writtenP99)
+	}
+	sort.Slice(written50, func(i, j int) bool { return written50[i] < written50[j] })
+	sort.Slice(written99, func(i, j int) bool { return written99[i] < written99[j] })
+	sum.writtenP50, sum.writtenP99 = medianDuration(written50), medianDuration(written99)
+	sum.runs = len(runs)
+	sum.commitsPerSecond /= float64(len(runs))
+	return sum
+}
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	if len(sorted)%2 == 0 {
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return sorted[len(sorted)/2]
+}
+
+func medianDuration(sorted []time.Duration) time.Duration {
+	if len(sorted)%2 == 0 {
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return sorted[len(sorted)/2]
 }
 
 // process is a system under test, running.
@@ -273,11 +360,12 @@ type process struct {
 }
 
 // start runs system on brokers with its topics and group named by prefix; env is added to its
-// environment (a KAFKA_ORDERING for the service).
+// environment (a KAFKA_ORDERING for the service), after the system's own (KAFKA_DELIVERY).
 func start(service, system string, brokers []string, prefix string, env ...string) (*process, error) {
 	var cmd *exec.Cmd
-	if system == systemService {
+	if serviceEnv, ok := serviceEnv(system); ok {
 		cmd = exec.Command(service)
+		env = append(serviceEnv, env...)
 	} else {
 		cmd = exec.Command(os.Args[0])
 		cmd.Env = append(cmd.Env, "PINGPONG_BENCH_CHILD="+system)
@@ -372,7 +460,7 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 	if err := produce(producer, prefix, reqs); err != nil {
 		return result{}, err
 	}
-	reader, err := newAnswerReader(brokers, prefix)
+	reader, err := newAnswerReader(brokers, prefix, exactlyOnce(system))
 	if err != nil {
 		return result{}, err
 	}
@@ -380,11 +468,13 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 
 	brokerCPUBefore := ownCPU()
 	tb.answers.reset()
+	tb.commits.Store(0)
 	p, err := start(service, system, brokers, prefix)
 	if err != nil {
 		return result{}, err
 	}
 	reader.waitFor(reqs, 5*time.Minute)
+	commits := tb.commits.Load()
 	peak := p.peakRSS()
 	cpu, brokerCPU := p.cpu(), ownCPU()-brokerCPUBefore
 	stopErr := p.stop()
@@ -392,8 +482,11 @@ func drain(o options, tb *testbed, system string, partitions, runID int) (result
 	r := result{system: system, partitions: partitions, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
 		cpuPerRequest: cpu / time.Duration(o.requests), brokerCPUPerRequest: brokerCPU / time.Duration(o.requests),
 		answersPerProduce: tb.answers.perRequest()}
-	if first, last := reader.span(); last.After(first) {
-		r.perSecond = float64(o.requests-1) / last.Sub(first).Seconds()
+	if first, last, inFirstPoll := reader.span(); last.After(first) {
+		r.perSecond = float64(o.requests-inFirstPoll) / last.Sub(first).Seconds()
+		// The transactions of the drain, counted from the system's start: the first answer
+		// is read only once the first transaction has committed.
+		r.commitsPerSecond = float64(commits) / last.Sub(first).Seconds()
 	}
 	return r, stopErr
 }
@@ -406,7 +499,7 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	if err := topics(cluster, prefix, 4); err != nil {
 		return result{}, err
 	}
-	reader, err := newAnswerReader(brokers, prefix)
+	reader, err := newAnswerReader(brokers, prefix, exactlyOnce(system))
 	if err != nil {
 		return result{}, err
 	}
@@ -438,21 +531,31 @@ func latency(o options, tb *testbed, system string, runID int) (result, error) {
 	steady(producer, prefix, requests(prefix+"-warm", int(o.warmUp.Seconds()*float64(o.rate)), 4), o.rate)
 
 	reqs := requests(prefix, int(o.latencyFor.Seconds()*float64(o.rate)), 4)
+	commitsBefore, began := tb.commits.Load(), time.Now()
 	sent := steady(producer, prefix, reqs, o.rate)
+	commits, took := tb.commits.Load()-commitsBefore, time.Since(began)
 	reader.waitFor(reqs, time.Minute)
 	peak := p.peakRSS()
 	stopErr := p.stop()
 	tally := reader.tally(reqs)
+	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong),
+		commitsPerSecond: float64(commits) / took.Seconds()}
+	r.p50, r.p99 = percentiles(reader.firstAnswerAt(reqs), sent)
+	r.writtenP50, r.writtenP99 = percentiles(reader.firstAnswerWrittenAt(reqs), sent)
+	return r, stopErr
+}
+
+// percentiles are the p50 and p99 of the times from each request's send to at.
+func percentiles(at, sent map[string]time.Time) (p50, p99 time.Duration) {
 	var delays []time.Duration
-	for tag, at := range reader.firstAnswerAt(reqs) {
-		delays = append(delays, at.Sub(sent[tag]))
+	for tag, t := range at {
+		delays = append(delays, t.Sub(sent[tag]))
+	}
+	if len(delays) == 0 {
+		return 0, 0
 	}
 	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
-	r := result{system: system, peakRSS: peak, lost: len(tally.Missing), dups: tally.Duplicates, wrong: len(tally.Wrong)}
-	if len(delays) > 0 {
-		r.p50, r.p99 = delays[len(delays)/2], delays[len(delays)*99/100]
-	}
-	return r, stopErr
+	return delays[len(delays)/2], delays[len(delays)*99/100]
 }
 
 // steady sends reqs at rate a second, each on its own, and tells when each was sent.
@@ -487,9 +590,14 @@ func machine() string {
 }
 
 // writeFigures puts the figures between markers of the output file, one block per produce
-// latency, so that the prose around them and the other blocks stay.
-func writeFigures(path string, latency time.Duration, figures string) error {
-	return writeBlock(path, fmt.Sprintf("produce latency %v", latency), figures)
+// latency, so that the prose around them and the other blocks stay; a named block (-block)
+// has blocks of its own.
+func writeFigures(path, block string, latency time.Duration, figures string) error {
+	name := fmt.Sprintf("produce latency %v", latency)
+	if block != "" {
+		name = block + ", " + name
+	}
+	return writeBlock(path, name, figures)
 }
 
 // writeBlock puts figures between the markers of the block name, or appends them.

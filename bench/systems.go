@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -16,13 +18,49 @@ import (
 	"github.com/pingpong/pingpong/handlers"
 )
 
-// The systems under comparison. "service" is the pingpong binary itself; the other two run in
-// a child process of this program (runChild), so that each has its own memory to measure.
+// The systems under comparison. "service" is the pingpong binary itself, and
+// "service-exactly-once" the same binary with KAFKA_DELIVERY=exactly-once
+// ("service-exactly-once@20ms" with KAFKA_TRANSACTION_INTERVAL=20ms); the other two run in a
+// child process of this program (runChild), so that each has its own memory to measure.
 const (
-	systemService   = "service"
-	systemWatermill = "watermill-kafka-defaults"
-	systemCeiling   = "franz-go-loop"
+	systemService     = "service"
+	systemExactlyOnce = "service-exactly-once"
+	systemWatermill   = "watermill-kafka-defaults"
+	systemCeiling     = "franz-go-loop"
 )
+
+// serviceEnv is the environment the pingpong binary runs system with; false if system is not
+// the binary (or not a system at all).
+func serviceEnv(system string) ([]string, bool) {
+	if system == systemService {
+		return nil, true
+	}
+	name, interval, hasInterval := strings.Cut(system, "@")
+	if name != systemExactlyOnce {
+		return nil, false
+	}
+	env := []string{"KAFKA_DELIVERY=exactly-once"}
+	if hasInterval {
+		if d, err := time.ParseDuration(interval); err != nil || d <= 0 {
+			return nil, false
+		}
+		env = append(env, "KAFKA_TRANSACTION_INTERVAL="+interval)
+	}
+	return env, true
+}
+
+// exactlyOnce tells the systems whose answers are read as read_committed: an answer counts
+// once the transaction that wrote it has committed.
+func exactlyOnce(system string) bool {
+	name, _, _ := strings.Cut(system, "@")
+	return name == systemExactlyOnce
+}
+
+// knownSystem tells whether the bench can run system.
+func knownSystem(system string) bool {
+	_, service := serviceEnv(system)
+	return service || system == systemWatermill || system == systemCeiling
+}
 
 // runChild runs a comparison system until SIGTERM: brokers, topic prefix and group from the
 // environment, as the service reads them.

@@ -16,8 +16,9 @@ import (
 func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	cluster := servicetest.Cluster(t, partitions)
 	brokers := cluster.ListenAddrs()
-	cfg := serviceConfig(t, brokers)
-	first := servicetest.Start(t, cfg)
+	// A configuration each: in exactly-once mode (RELIABILITY_DELIVERY) each has its own
+	// transactional id.
+	first := servicetest.Start(t, serviceConfig(t, brokers))
 	assigned := func(svcs ...*servicetest.Running) []int {
 		n := make([]int, len(svcs))
 		for i, s := range svcs {
@@ -46,9 +47,9 @@ func TestInstancesJoinAndLeaveDuringLoad(t *testing.T) {
 	start := time.Now()
 	ld := startLoad(t, brokers, servicetest.Mix("rebalance", 30_000, partitions), 0, chunk/2, interval)
 	waitFor(t, 30*time.Second, "some of the load answered", func() bool { return handled(t, first) >= 500 })
-	second := servicetest.Start(t, cfg)
+	second := servicetest.Start(t, serviceConfig(t, brokers))
 	shared("a second instance joined", first, second)
-	third := servicetest.Start(t, cfg)
+	third := servicetest.Start(t, serviceConfig(t, brokers))
 	shared("a third instance joined", first, second, third)
 	mid := handled(t, first, second, third)
 	if err := second.Stop(); err != nil {

@@ -271,7 +271,11 @@ func (w *partitionWorker) sendReady() {
 			return
 		}
 		w.readyMu.Lock()
-		batch, w.ready = append(parked, w.ready...), batch[:0]
+		if len(parked) == 0 { // the two slices swap, allocating nothing
+			batch, w.ready = w.ready, batch[:0]
+		} else {
+			batch, w.ready = append(parked, w.ready...), batch[:0]
+		}
 		w.readyMu.Unlock()
 		parked, retry = nil, nil
 		for i, d := range batch {

@@ -224,10 +224,8 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 	var remaining atomic.Int64
 	remaining.Store(int64(len(flight)))
 	for _, r := range flight {
-		if r.delivery != nil && r.delivery.Stale() {
-			// Its key rewound while it waited: an earlier answer of the key failed, and this
-			// one must not land before that one's next attempt.
-			r.promise(r.rec, errRewound)
+		if err := p.refused(r); err != nil {
+			r.promise(r.rec, err)
 			if remaining.Add(-1) == 0 {
 				close(acked)
 			}
@@ -242,6 +240,21 @@ func (p *FranzPublisher) sendFlight() <-chan struct{} {
 		})
 	}
 	return acked
+}
+
+// refused says why a pending record must not be produced, nil if it may be: its key rewound
+// while it waited (an earlier answer of the key failed, and this one must not land before that
+// one's next attempt), or, in exactly-once mode, the transaction of its request has ended (its
+// context is canceled then): produced now, it would land in the next transaction, while its
+// request is read and answered again.
+func (p *FranzPublisher) refused(r pendingRecord) error {
+	if r.delivery != nil && r.delivery.Stale() {
+		return errRewound
+	}
+	if p.eos != nil && r.ctx.Err() != nil {
+		return r.ctx.Err()
+	}
+	return nil
 }
 
 // acknowledgements collects the broker's answers to one Publish call.

@@ -1,5 +1,6 @@
 // Package flow decides, for one partition of the input topic, when each fetched record is handed
-// to the handlers and which offset may be committed. It knows no Kafka client: the subscriber
+// to the handlers and which offset may be committed, and, in exactly-once mode, which messages go
+// in which Kafka transaction (Transactions). It knows no Kafka client: the subscriber
 // (app/transport) feeds it records in offset order and carries out what it decides through Edge.
 //
 // The rules, for a partition:

@@ -281,7 +281,11 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Info("Shutting down: finishing the requests in flight")
 	case err = <-routerErr:
-		err = fmt.Errorf("the router stopped: %w", err)
+		if err == nil { // every handler stopped: their subscription ended (logged by the transport)
+			err = errors.New("the router stopped: its subscription ended")
+		} else {
+			err = fmt.Errorf("the router stopped: %w", err)
+		}
 	case err = <-httpErr:
 		err = fmt.Errorf("the HTTP server stopped: %w", err)
 	}

@@ -289,6 +289,7 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) flow.Abo
 	fields := watermill.LogFields{"reason": string(reason), "requests": txn.Requests()}
 	if err != nil {
 		c.logger.Error("Transaction aborted; its requests are read and answered again", err, fields)
+		c.abortAgain()
 	} else {
 		c.logger.Info("Transaction aborted; its requests are read and answered again", fields)
 	}
@@ -296,6 +297,22 @@ func (c *consumer) endTransaction(txn *flow.Transaction, stopping bool) flow.Abo
 	// them is dropped, and read again.
 	c.restartPartitions()
 	return reason
+}
+
+// abortAgain ends a transaction whose end failed as an abort, as franz-go asks (EndTransaction):
+// the retry reloads the producer id, bumping its epoch, which also recovers a producer whose
+// transaction the broker aborted while this instance was paused past its timeout. If that fails
+// too, the next Begin says so and the subscription stops.
+func (c *consumer) abortAgain() {
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ExactlyOnce.Timeout)
+		_, err := c.session.End(ctx, kgo.TryAbort)
+		cancel()
+		if err == nil {
+			return
+		}
+		c.logger.Error("Aborting the transaction again failed", err, nil)
+	}
 }
 
 // commitMarks makes the transaction's offset commit the partitions' marks: franz-go would commit
@@ -327,6 +344,6 @@ func commitMarks(req *kmsg.TxnOffsetCommitRequest, topic string, marks map[int32
 // producer fenced by another instance with the same transactional id): the service stops, and
 // its restart joins with a new producer epoch.
 func (c *consumer) transactionsFailed(err error) {
-	c.logger.Error("Exactly-once delivery cannot go on; stopping the subscription (is KAFKA_TRANSACTIONAL_ID shared by two running instances?)", err, nil)
+	c.logger.Error("Exactly-once delivery cannot go on; stopping the subscription (is KAFKA_TRANSACTIONAL_ID shared by two running instances? A restart takes a new producer epoch)", err, nil)
 	go func() { _ = c.close() }()
 }

@@ -34,25 +34,11 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	ctx := context.Background()
 
-	var mu sync.Mutex
-	owned := map[int32]bool{}
+	owned := &ownedPartitions{}
 	live, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(20*time.Second),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				owned[p] = true
-			}
-		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				delete(owned, p)
-			}
-		}))
+		owned.assigned(topic), owned.revoked(topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +47,7 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 		for !live.PollFetches(ctx).IsClientClosed() {
 		}
 	}()
-	ownsAll := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(owned) == partitions
-	}
+	ownsAll := func() bool { return owned.count() == partitions }
 	if !eventually(20*time.Second, ownsAll) {
 		t.Fatal("the live consumer never got the partitions")
 	}
@@ -116,8 +98,42 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !eventually(8*time.Second, ownsAll) {
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("8 s after the slow member left, the live consumer owns %v of the %d partitions", owned, partitions)
+		t.Fatalf("8 s after the slow member left, the live consumer owns %d of the %d partitions", owned.count(), partitions)
 	}
+}
+
+// ownedPartitions follows the partitions of topic a group member owns, from its rebalance
+// callbacks.
+type ownedPartitions struct {
+	mu    sync.Mutex
+	owned map[int32]bool
+}
+
+func (o *ownedPartitions) assigned(topic string) kgo.Opt {
+	return kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.owned == nil {
+			o.owned = map[int32]bool{}
+		}
+		for _, p := range m[topic] {
+			o.owned[p] = true
+		}
+	})
+}
+
+func (o *ownedPartitions) revoked(topic string) kgo.Opt {
+	return kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, p := range m[topic] {
+			delete(o.owned, p)
+		}
+	})
+}
+
+func (o *ownedPartitions) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.owned)
 }

@@ -61,28 +61,14 @@ func TestClientDyingInJoinGroupLeavesTheGroup(t *testing.T) {
 // the group's only member and owns every partition.
 func joinAndDie(adm *kadm.Client, brokers []string, group, topic string, partitions int) error {
 	ctx := context.Background()
-	var mu sync.Mutex
-	owned := map[int32]bool{}
+	owned := &ownedPartitions{}
 	live, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		// Longer than the dead member's session: kfake also drops a member whose JoinGroup
 		// waits longer than its session (and never answers it), which this test is not about.
 		// Heartbeats 2 s apart leave the second client's JoinGroup waiting when it dies.
 		kgo.SessionTimeout(30*time.Second), kgo.HeartbeatInterval(2*time.Second),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				owned[p] = true
-			}
-		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range m[topic] {
-				delete(owned, p)
-			}
-		}))
+		owned.assigned(topic), owned.revoked(topic))
 	if err != nil {
 		return err
 	}
@@ -102,11 +88,7 @@ func joinAndDie(adm *kadm.Client, brokers []string, group, topic string, partiti
 		}
 		return ids, d[group].State
 	}
-	ownsAll := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(owned) == partitions
-	}
+	ownsAll := func() bool { return owned.count() == partitions }
 	if !eventually(20*time.Second, ownsAll) {
 		return fmt.Errorf("%s: the live consumer never got the partitions", group)
 	}

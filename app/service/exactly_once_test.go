@@ -71,20 +71,8 @@ func TestExactlyOnceUnderPublishFailures(t *testing.T) {
 		if !failing.Load() || produce.TransactionID == nil || seen.Add(1)%2 == 0 {
 			return nil, nil, false
 		}
-		resp := produce.ResponseKind().(*kmsg.ProduceResponse)
-		for _, topic := range produce.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = topic.Topic, topic.TopicID
-			for _, p := range topic.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
 		failed.Add(1)
-		return resp, nil, true
+		return servicetest.RefusedProduce(produce, kerr.InvalidRecord.Code), nil, true
 	})
 	reqs := servicetest.Mix("eos-fail", 2000, partitions)
 	servicetest.Produce(t, servicetest.Client(t, brokers), reqs[:1000])

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/app/transport"
 	"github.com/pingpong/pingpong/handlers"
 )
@@ -104,20 +105,7 @@ func TestAFailedAnswerRewindsItsKey(t *testing.T) {
 		}
 		cluster.SleepControl(func() { <-release })
 		// The first write of an answer fails for good (not a retriable error).
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.InvalidRecord.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return servicetest.RefusedProduce(req.(*kmsg.ProduceRequest), kerr.InvalidRecord.Code), nil, true
 	})
 	pub, err := transport.NewFranzPublisher(transport.KeyFromMetadata(handlers.TransactionIDMetadataKey), kgo.SeedBrokers(cluster.ListenAddrs()...))
 	if err != nil {

@@ -28,7 +28,9 @@ func readCommitted(t *testing.T, brokers []string) *servicetest.Reader {
 	return servicetest.NewReader(t, brokers)
 }
 
-// groupSettled is a waitFor condition: the service's group is stable with members members.
+// groupSettled is a waitFor condition: the service's group is stable with members members and
+// every partition of the requests assigned. A cooperative rebalance is stable between its two
+// rounds too, with the partitions the first round revoked assigned to no one.
 func groupSettled(t *testing.T, brokers []string, members int) func() bool {
 	adm := kadm.NewClient(servicetest.Client(t, brokers))
 	return func() bool {
@@ -37,7 +39,8 @@ func groupSettled(t *testing.T, brokers []string, members int) func() bool {
 			return false
 		}
 		g := groups["pingpong"]
-		return g.State == "Stable" && len(g.Members) == members
+		assigned := g.AssignedPartitions()[servicetest.Topics.Requested]
+		return g.State == "Stable" && len(g.Members) == members && len(assigned) == partitions
 	}
 }
 
@@ -82,12 +85,13 @@ func TestExactlyOnceThroughProcessFaults(t *testing.T) {
 	}()
 	answered := func(want int) func() bool { return answeredAtLeast(t, reader, want) }
 	waitFor(t, time.Minute, "2,000 answers", answered(2000))
+	// Each fault hits a settled group. kfake holds a rebalance that a dead or paused member has
+	// not rejoined for the whole rebalance timeout (60 s), where Kafka drops the member after its
+	// session timeout; the randomized fault run, not this test, throws faults at any moment.
+	waitFor(t, time.Minute, "the group settled with three members", groupSettled(t, brokers, 3))
 	a.Signal(t, syscall.SIGKILL, 10*time.Second) // its open transaction is left to the broker
 	startExactlyOnce(t, brokers, "eos-a")        // the same id: it fences the dead one's transaction
 	waitFor(t, time.Minute, "6,000 answers", answered(6000))
-	// Each fault hits a settled group. kfake holds a rebalance that a paused member has not
-	// rejoined for the whole rebalance timeout (60 s), where Kafka drops the member after its
-	// session timeout; the randomized fault run, not this test, throws faults at any moment.
 	waitFor(t, time.Minute, "the group settled with three members", groupSettled(t, brokers, 3))
 	if code := b.Signal(t, syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d", code)
@@ -233,6 +237,9 @@ func TestExactlyOnceSIGKILLMidTransaction(t *testing.T) {
 		produce(records[i : i+500])
 	}
 	waitFor(t, time.Minute, "the first half answered", answered(half))
+	// The kill hits a settled group: kfake holds a rebalance that a dead member has not rejoined
+	// for the whole rebalance timeout (60 s), where Kafka drops the member after its session.
+	waitFor(t, time.Minute, "the group settled with two members", groupSettled(t, brokers, 2))
 	// Requests keep coming while the victim dies: its transactions are open when it does.
 	during := make(chan error, 1)
 	go func() { during <- send(records[half : half+2000]) }()

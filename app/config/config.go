@@ -109,7 +109,7 @@ type Logging struct {
 // AddFlags registers the settings on fs.
 func (l *Logging) AddFlags(fs *pflag.FlagSet) {
 	b := binder{fs}
-	b.String(&l.Level, "LOG_LEVEL", "info", "log level: trace, debug, info, warn, error (payloads are logged only at debug and trace)")
+	b.String(&l.Level, "LOG_LEVEL", "info", "log level: trace, debug, info, warn, error (payloads and the Kafka client's own log only at debug and trace)")
 	b.String(&l.Format, "LOG_FORMAT", "text", "log format: text or json")
 }
 

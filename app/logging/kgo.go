@@ -5,9 +5,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Kgo lets franz-go log through logrus, for the operator tools. Everything the client says goes
-// out at debug level, with its own level as a field: at the default level a tool's output holds
-// its results and errors only, and LOG_LEVEL=debug shows the connection attempts behind an error.
+// Kgo lets franz-go log through logrus, for the service and the operator tools. Everything the
+// client says goes out at debug level, with its own level as a field: at the default level the
+// output holds the program's own lines only (the service explains a failing fetch or publish
+// itself), and LOG_LEVEL=debug shows the connections, retries and group joins behind them.
 func Kgo(logger *logrus.Logger) kgo.Logger { return kgoAdapter{logger} }
 
 type kgoAdapter struct{ logger *logrus.Logger }

@@ -64,7 +64,7 @@ func clientAuth(t *testing.T, pki *servicetest.PKI, mechanism sasl.Mechanism) []
 // TestTLSAndSASLEndToEnd runs the service with mutual TLS and each SASL mechanism: a ping is
 // answered, so both the franz-go options (start-up check, readiness) and the Sarama configuration
 // (consumer, producer, and for SCRAM the adapter to franz-go's implementation) work. The logs, at
-// trace level, and /metrics never show the password.
+// trace level and the Kafka client's own included, and /metrics never show the password.
 func TestTLSAndSASLEndToEnd(t *testing.T) {
 	pki := servicetest.NewPKI(t, brokerName)
 	cluster := secureCluster(t, pki)
@@ -115,6 +115,9 @@ func TestTLSAndSASLEndToEnd(t *testing.T) {
 			}
 			if logs.Len() == 0 || !strings.Contains(logs.String(), `"level":"trace"`) {
 				t.Fatal("no trace logs captured: the check below would prove nothing")
+			}
+			if !strings.Contains(logs.String(), `"component":"franz-go"`) {
+				t.Fatal("the Kafka client's own log is not in the logs: the check below would not cover it")
 			}
 			if strings.Contains(logs.String(), password) {
 				t.Error("the logs show the password")

@@ -100,7 +100,9 @@ func New(cfg config.Service, logger *logrus.Logger, options ...Option) (s *Servi
 	}
 	s.assignment = transport.NewAssignment(s.registry)
 	// Answers are keyed by their transaction id: one transaction's answers share a partition.
-	kafka, err := transport.New(cfg, wmLogger, s.assignment, transport.KeyFromMetadata(handlers.TransactionIDMetadataKey))
+	// franz-go's own log (connections, retries, group joins) at LOG_LEVEL=debug, as the tools'.
+	clientLog := kgo.WithLogger(logging.Kgo(logger))
+	kafka, err := transport.New(cfg, wmLogger, s.assignment, transport.KeyFromMetadata(handlers.TransactionIDMetadataKey), clientLog)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +161,7 @@ func New(cfg config.Service, logger *logrus.Logger, options ...Option) (s *Servi
 	if err != nil {
 		return nil, err
 	}
-	if s.probe, err = kgo.NewClient(opts...); err != nil {
+	if s.probe, err = kgo.NewClient(append(opts, clientLog)...); err != nil {
 		return nil, fmt.Errorf("creating the Kafka client: %w", err)
 	}
 	// Consumer lag on /metrics, measured in the background (package lag says why).

@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/config"
+	"github.com/pingpong/pingpong/app/logging"
+	"github.com/pingpong/pingpong/app/service"
 	"github.com/pingpong/pingpong/app/servicetest"
 	"github.com/pingpong/pingpong/poison"
 )
@@ -245,4 +247,50 @@ func TestReadinessBurstCostsTheClusterAFewRequests(t *testing.T) {
 		t.Errorf("%d /readyz calls in %v sent %d Metadata requests, want at most %d", calls, elapsed, got, most)
 	}
 	t.Logf("%d /readyz calls in %v: %d Metadata requests at the broker", calls, elapsed.Round(time.Millisecond), metadata.Load())
+}
+
+// The Kafka client's own log (its connections, group joins and retries) shows at
+// LOG_LEVEL=debug, tagged component=franz-go, and not at the default level, where the service
+// explains a failing fetch or publish itself.
+func TestTheKafkaClientsLogShowsAtDebugOnly(t *testing.T) {
+	cluster := servicetest.Cluster(t, 1)
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			cfg := servicetest.Config(t, cluster.ListenAddrs())
+			cfg.Logging.Level, cfg.Logging.Format = level, "json"
+			cfg.ConsumerGroup = "log-" + level
+			logs := &servicetest.SyncBuffer{}
+			logger, err := logging.New(cfg.Logging, logs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := service.New(cfg, logger, service.WithTracer(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- svc.Run(ctx) }()
+			waitFor(t, 15*time.Second, func() bool { return status("http://"+svc.HTTPAddr()+"/readyz") == http.StatusOK })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			clientLines := 0
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				if strings.Contains(line, `"component":"franz-go"`) {
+					clientLines++
+					if !strings.Contains(line, `"level":"debug"`) {
+						t.Errorf("the client's line is not at debug: %s", line)
+					}
+				}
+			}
+			if shown := clientLines > 0; shown != (level == "debug") {
+				t.Errorf("LOG_LEVEL=%s: %d lines of the Kafka client's own log", level, clientLines)
+			}
+			if level == "debug" && !strings.Contains(logs.String(), `"msg":"joining group"`) {
+				t.Errorf("the client's group join is not in the debug log:\n%s", logs)
+			}
+		})
+	}
 }

@@ -43,11 +43,12 @@ func (k Kafka) Close() error {
 
 // New connects the transport the configuration names (KAFKA_TRANSPORT). Its consumer group's
 // rebalances are reported to assignment (nil for none); the records it publishes are keyed by key.
-func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (Kafka, error) {
+// clientOpts are added to the franz-go clients' options (its logger, say).
+func New(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey, clientOpts ...kgo.Opt) (Kafka, error) {
 	if c.Transport.Name == config.TransportWatermill {
 		return newWatermillKafka(c, logger, assignment, key)
 	}
-	return newFranz(c, logger, assignment, key)
+	return newFranz(c, logger, assignment, key, clientOpts)
 }
 
 func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (k Kafka, err error) {
@@ -66,13 +67,14 @@ func newWatermillKafka(c config.Service, logger watermill.LoggerAdapter, assignm
 	return k, nil
 }
 
-func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey) (k Kafka, err error) {
+func newFranz(c config.Service, logger watermill.LoggerAdapter, assignment *Assignment, key RecordKey, clientOpts []kgo.Opt) (k Kafka, err error) {
 	k.Source = FranzSource
 	k.Budget = budget.New(int64(c.Transport.MemoryBudgetBytes))
 	opts, err := kafkaclient.Options(c.Kafka)
 	if err != nil {
 		return k, err
 	}
+	opts = append(opts, clientOpts...)
 	reset := kgo.NewOffset().AtStart()
 	if c.ConsumerOffset == config.OffsetLatest {
 		reset = kgo.NewOffset().AtEnd()

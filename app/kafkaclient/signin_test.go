@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +163,15 @@ func TestOAuthBearerFailuresNameTheSettings(t *testing.T) {
 	}
 }
 
+var regionsUsed atomic.Int32
+
+// freshRegion is a region no other test of this process used: the process keeps one credentials
+// source a region (signin.ForAWS), bound to the environment of the test that first asked for
+// it, and go test -count=N runs each test N times in one process.
+func freshRegion(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, 100+regionsUsed.Add(1))
+}
+
 func podIdentity(t *testing.T, lifetime time.Duration) *servicetest.PodIdentity {
 	p := servicetest.NewPodIdentity(t, lifetime)
 	p.SetEnv(t)
@@ -177,7 +187,7 @@ func TestMSKIAMSignInWithPodIdentityCredentials(t *testing.T) {
 	pki := servicetest.NewPKI(t, "127.0.0.1")
 	cluster := servicetest.Cluster(t, 1, kfake.TLS(pki.BrokerTLS(false)))
 	// The broker's host, 127.0.0.1, holds no region: the signer takes AWS_REGION's.
-	const region = "eu-south-2" // not used by another test: the credentials source is per region
+	region := freshRegion("eu-south")
 	signIns := servicetest.NewSignIns(cluster, config.SASLAWSMSKIAM, func(auth []byte) (time.Duration, error) {
 		p, err := servicetest.VerifyMSKIAM(auth, "127.0.0.1", region, endpoint.Lookup)
 		if err == nil && !strings.HasPrefix(p["user-agent"], "pingpong/") {
@@ -230,17 +240,20 @@ func TestMSKIAMRefusedAndUnavailable(t *testing.T) {
 		return 0, errors.New("access denied")
 	})
 	k := config.Kafka{Brokers: cluster.ListenAddrs()[0], Timeout: 5 * time.Second, TLS: config.TLS{CAFile: pki.CAFile},
-		SASL: config.SASL{Mechanism: config.SASLAWSMSKIAM, AWSRegion: "ap-east-2"}}
+		SASL: config.SASL{Mechanism: config.SASLAWSMSKIAM, AWSRegion: freshRegion("ap-east")}}
 	_, err := kafkaclient.Connect(context.Background(), k)
 	if err == nil || !strings.Contains(err.Error(), "refused the AWS_MSK_IAM sign-in") || !strings.Contains(err.Error(), "kafka-cluster:Connect") {
 		t.Fatalf("a refused sign-in: %v", err)
+	}
+	if len(endpoint.Issued()) == 0 {
+		t.Fatal("the sign-in used no credentials from the Pod Identity endpoint")
 	}
 	if secret := endpoint.Issued()[0].SecretAccessKey; strings.Contains(err.Error(), secret) {
 		t.Errorf("the error holds the secret key: %v", err)
 	}
 
 	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", writeFile(t, "wrong-token", "not-the-token"))
-	k.SASL.AWSRegion = "ap-east-3"
+	k.SASL.AWSRegion = freshRegion("ap-east")
 	k.Timeout = time.Minute
 	start := time.Now()
 	_, err = kafkaclient.Connect(context.Background(), k)

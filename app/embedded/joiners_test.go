@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +137,124 @@ func (o *ownedPartitions) count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.owned)
+}
+
+// A member whose SyncGroup waits for a leader that died after the join phase stays in the group,
+// and is answered REBALANCE_IN_PROGRESS when the leader's session expires, as on Kafka. kfake
+// let the waiting member's session expire first (here it is the shorter one) and dropped it
+// without an answer: its SyncGroup hung until its client gave up on it (60 s for the service).
+func TestSyncGroupWaitingForADeadLeaderIsAnswered(t *testing.T) {
+	t.Parallel()
+	const topic, group = "syncs", "leaderless"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic), kfake.ListenFn(embedded.Listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	stop, err := embedded.KeepJoinersAlive(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	newMember := func(session time.Duration) *rawMember {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return &rawMember{t: t, cl: cl, group: group, topic: topic, session: session}
+	}
+
+	leader := newMember(9 * time.Second)
+	if gen := leader.mustJoin(ctx); leader.sync(ctx, gen, true) != 0 {
+		t.Fatal("the leader's first SyncGroup failed")
+	}
+	follower := newMember(6 * time.Second) // kfake's shortest
+	type joined struct {
+		generation int32
+		err        error
+	}
+	followerJoined := make(chan joined, 1)
+	go func() { // held until the leader rejoins
+		gen, err := follower.join(ctx)
+		followerJoined <- joined{gen, err}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	leader.mustJoin(ctx) // and then the leader dies: it never sends its SyncGroup, nor a heartbeat
+	j := <-followerJoined
+	if j.err != nil {
+		t.Fatal(j.err)
+	}
+	gen := j.generation
+
+	start := time.Now()
+	code := follower.sync(ctx, gen, false)
+	if code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("the follower's SyncGroup: %v after %s, want REBALANCE_IN_PROGRESS", kerr.ErrorForCode(code), time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("the follower's SyncGroup was answered %s after it was sent (the sessions: the leader's 9 s, the follower's 6 s)", time.Since(start).Round(time.Millisecond))
+	if gen := follower.mustJoin(ctx); follower.sync(ctx, gen, true) != 0 {
+		t.Fatal("the follower could not lead the group once the leader had gone")
+	}
+}
+
+// rawMember is a group member speaking the classic protocol's requests itself, so that a test can
+// stop it between any two of them.
+type rawMember struct {
+	t            *testing.T
+	cl           *kgo.Client
+	group, topic string
+	session      time.Duration
+	id           string
+}
+
+func (m *rawMember) mustJoin(ctx context.Context) int32 {
+	gen, err := m.join(ctx)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return gen
+}
+
+// join joins the group (asking for a member id first) and returns the generation.
+func (m *rawMember) join(ctx context.Context) (int32, error) {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Topics = []string{m.topic}
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group, req.MemberID, req.ProtocolType = m.group, m.id, "consumer"
+	req.SessionTimeoutMillis = int32(m.session.Milliseconds())
+	req.RebalanceTimeoutMillis = 20_000
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	for {
+		resp, err := req.RequestWith(ctx, m.cl)
+		if err != nil {
+			return 0, err
+		}
+		if resp.ErrorCode == kerr.MemberIDRequired.Code {
+			req.MemberID, m.id = resp.MemberID, resp.MemberID
+			continue
+		}
+		if resp.ErrorCode != 0 {
+			return 0, fmt.Errorf("JoinGroup: %w", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp.Generation, nil
+	}
+}
+
+// sync sends the member's SyncGroup of generation, with an assignment of nothing to each member
+// when it leads, and returns the error code of the answer (a 25 s wait at most).
+func (m *rawMember) sync(ctx context.Context, generation int32, lead bool) int16 {
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Group, req.MemberID, req.Generation = m.group, m.id, generation
+	if lead {
+		req.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: m.id, MemberAssignment: []byte{}}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil {
+		m.t.Fatalf("SyncGroup: %v", err)
+	}
+	return resp.ErrorCode
 }

@@ -33,7 +33,8 @@ var Topics = config.Kafka{TopicPrefix: Prefix}.Topics()
 // partitions, and stops it when the test ends. Its groups rebalance as the embedded broker's do,
 // closer to Kafka than kfake alone (embedded.Listen, embedded.KeepJoinersAlive): a member whose
 // client dies in the middle of a JoinGroup leaves a session timeout later instead of holding the
-// rebalances for ever, and a member waiting in a JoinGroup is not dropped unanswered.
+// rebalances for ever, and a member waiting in a JoinGroup or a SyncGroup is not dropped
+// unanswered.
 func Cluster(t testing.TB, partitions int, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), Topics.All()...), kfake.ListenFn(embedded.Listen)}, opts...)

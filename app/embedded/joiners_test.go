@@ -22,17 +22,7 @@ import (
 func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 	t.Parallel()
 	const topic, group, partitions = "joins", "slow", 4
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.ListenFn(embedded.Listen))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	stop, err := embedded.KeepJoinersAlive(cluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	brokers := cluster.ListenAddrs()
+	brokers := keptAliveCluster(t, partitions, topic).ListenAddrs()
 	ctx := context.Background()
 
 	owned := &ownedPartitions{}
@@ -103,6 +93,22 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 	}
 }
 
+// keptAliveCluster is a broker with the embedded broker's listener and KeepJoinersAlive, and topic
+// of partitions partitions, closed when the test ends.
+func keptAliveCluster(t *testing.T, partitions int32, topic string) *kfake.Cluster {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.ListenFn(embedded.Listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	stop, err := embedded.KeepJoinersAlive(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return cluster
+}
+
 // ownedPartitions follows the partitions of topic a group member owns, from its rebalance
 // callbacks.
 type ownedPartitions struct {
@@ -146,19 +152,10 @@ func (o *ownedPartitions) count() int {
 func TestSyncGroupWaitingForADeadLeaderIsAnswered(t *testing.T) {
 	t.Parallel()
 	const topic, group = "syncs", "leaderless"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic), kfake.ListenFn(embedded.Listen))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	stop, err := embedded.KeepJoinersAlive(cluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	brokers := keptAliveCluster(t, 1, topic).ListenAddrs()
 	ctx := context.Background()
 	newMember := func(session time.Duration) *rawMember {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,15 +50,7 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	meta := kmsg.NewConsumerMemberMetadata()
-	meta.Version = 3
-	meta.Topics = []string{topic}
-	join := kmsg.NewPtrJoinGroupRequest()
-	join.Group = group
-	join.SessionTimeoutMillis = 6000
-	join.RebalanceTimeoutMillis = 20000
-	join.ProtocolType = "consumer"
-	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "cooperative-sticky", Metadata: meta.AppendTo(nil)}}
+	join := joinRequest(group, topic, 6*time.Second, 20*time.Second)
 	joined, err := join.RequestWith(ctx, slow)
 	if err != nil || joined.ErrorCode != kerr.MemberIDRequired.Code {
 		t.Fatalf("first JoinGroup: %v %v", err, joined)
@@ -91,6 +83,20 @@ func TestJoinGroupWaitingLongerThanTheSessionIsAnswered(t *testing.T) {
 	if !eventually(8*time.Second, ownsAll) {
 		t.Fatalf("8 s after the slow member left, the live consumer owns %d of the %d partitions", owned.count(), partitions)
 	}
+}
+
+// joinRequest is a new member's JoinGroup of group, for topic, as franz-go's cooperative-sticky
+// consumer sends it.
+func joinRequest(group, topic string, session, rebalance time.Duration) *kmsg.JoinGroupRequest {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = []string{topic}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType = group, "consumer"
+	join.SessionTimeoutMillis = int32(session.Milliseconds())
+	join.RebalanceTimeoutMillis = int32(rebalance.Milliseconds())
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "cooperative-sticky", Metadata: meta.AppendTo(nil)}}
+	return join
 }
 
 // keptAliveCluster is a broker with the embedded broker's listener and KeepJoinersAlive, and topic
@@ -216,13 +222,8 @@ func (m *rawMember) mustJoin(ctx context.Context) int32 {
 
 // join joins the group (asking for a member id first) and returns the generation.
 func (m *rawMember) join(ctx context.Context) (int32, error) {
-	meta := kmsg.NewConsumerMemberMetadata()
-	meta.Topics = []string{m.topic}
-	req := kmsg.NewPtrJoinGroupRequest()
-	req.Group, req.MemberID, req.ProtocolType = m.group, m.id, "consumer"
-	req.SessionTimeoutMillis = int32(m.session.Milliseconds())
-	req.RebalanceTimeoutMillis = 20_000
-	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	req := joinRequest(m.group, m.topic, m.session, 20*time.Second)
+	req.MemberID = m.id
 	for {
 		resp, err := req.RequestWith(ctx, m.cl)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pingpong/pingpong/app/embedded"
 )
@@ -98,15 +97,7 @@ func joinAndDie(adm *kadm.Client, brokers []string, group, topic string, partiti
 	if err != nil {
 		return err
 	}
-	meta := kmsg.NewConsumerMemberMetadata()
-	meta.Version = 3
-	meta.Topics = []string{topic}
-	join := kmsg.NewPtrJoinGroupRequest()
-	join.Group = group
-	join.SessionTimeoutMillis = 6000
-	join.RebalanceTimeoutMillis = 60000
-	join.ProtocolType = "consumer"
-	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "cooperative-sticky", Metadata: meta.AppendTo(nil)}}
+	join := joinRequest(group, topic, 6*time.Second, 60*time.Second)
 	resp, err := join.RequestWith(ctx, dying)
 	if err != nil {
 		return err
